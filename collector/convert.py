@@ -1,0 +1,324 @@
+"""OTLP requests → Arrow tables in the lake's schema. Pure: no I/O, no clock (receive time is given).
+
+Builders accumulate column lists over many requests and build one Arrow table per flush, so
+the per-item Python work is a tight loop of appends and the Arrow work is vectorised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pyarrow as pa
+
+from spanlake.collector.attributes import AttributeDecoder, encode_value, extend_map
+from spanlake.collector.normalize import GENAI_COLUMNS, normalize
+from spanlake.collector.storage import schema
+from spanlake.instrumentation import semconv as sc
+
+SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+STATUS_CODES = ("UNSET", "OK", "ERROR")
+TEMPORALITY = ("UNSPECIFIED", "DELTA", "CUMULATIVE")
+CLOCK_ADJUSTED = "spanlake.clock_adjusted"
+_EPOCH_DAY = dt.date(1970, 1, 1)
+_NS_PER_DAY = 86_400 * 10**9
+
+
+def _map_array(offsets: list[int], keys: list[str], values: list[str]) -> pa.Array:
+    return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, pa.string()),
+                                   pa.array(values, pa.string()))
+
+
+class _MapColumn:
+    """A string→string map column built from flat key/value lists and offsets."""
+
+    def __init__(self) -> None:
+        self.offsets = [0]
+        self.keys: list[str] = []
+        self.values: list[str] = []
+
+    def add(self, attrs: dict[str, Any]) -> None:
+        self.offsets.append(self.offsets[-1] + extend_map(attrs, self.keys, self.values))
+
+    def array(self) -> pa.Array:
+        return _map_array(self.offsets, self.keys, self.values)
+
+
+def _resource_identity(resource: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(service name, environment) of a resource, with the fallbacks emitters need."""
+    service = resource.get(sc.SERVICE_NAME)
+    env = resource.get(sc.DEPLOYMENT_ENVIRONMENT_NAME, resource.get(sc.DEPLOYMENT_ENVIRONMENT))
+    return (str(service) if service is not None else None), (str(env) if env is not None else None)
+
+
+def _days(ns: int) -> int:
+    return ns // _NS_PER_DAY
+
+
+class SpanBuilder:
+    """Accumulates spans from many ExportTraceServiceRequests into one Arrow table."""
+
+    def __init__(self, decoder: AttributeDecoder, clock_skew_ns: int) -> None:
+        self._dec = decoder
+        self._skew = clock_skew_ns
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cols: dict[str, list[Any]] = {c.name: [] for c in schema.SPAN_COLUMNS}
+        self.attrs = _MapColumn()
+        self.res_attrs = _MapColumn()
+        self.ids: list[tuple[bytes, bytes]] = []  # raw (trace_id, span_id) for de-duplication
+
+    def __len__(self) -> int:
+        return len(self.cols["span_id"])
+
+    def add_request(self, request: Any, received_ns: int) -> None:
+        for rs in request.resource_spans:
+            resource = self._dec.to_dict(rs.resource.attributes)
+            service, env = _resource_identity(resource)
+            for ss in rs.scope_spans:
+                scope_name, scope_version = ss.scope.name or None, ss.scope.version or None
+                for span in ss.spans:
+                    self._add_span(span, resource, service, env, scope_name, scope_version, received_ns)
+
+    def _add_span(self, span: Any, resource: dict[str, Any], service: str | None, env: str | None,
+                  scope_name: str | None, scope_version: str | None, received_ns: int) -> None:
+        c = self.cols
+        attrs = self._dec.to_dict(span.attributes)
+        start, end = self._repair_clock(span.start_time_unix_nano, span.end_time_unix_nano, received_ns, attrs)
+        self.ids.append((span.trace_id, span.span_id))
+        c["trace_id"].append(span.trace_id.hex())
+        c["span_id"].append(span.span_id.hex())
+        c["parent_span_id"].append(span.parent_span_id.hex() or None)
+        c["trace_state"].append(span.trace_state or None)
+        c["name"].append(span.name)
+        c["kind"].append(SPAN_KINDS[span.kind] if 0 <= span.kind < 6 else str(span.kind))
+        c["start_time_unix_nano"].append(start)
+        c["end_time_unix_nano"].append(end)
+        c["status_code"].append(STATUS_CODES[span.status.code] if 0 <= span.status.code < 3 else "UNSET")
+        c["status_message"].append(span.status.message or None)
+        c["service_name"].append(service)
+        c["environment"].append(env)
+        c["scope_name"].append(scope_name)
+        c["scope_version"].append(scope_version)
+        c["dropped_attributes_count"].append(span.dropped_attributes_count)
+        c["flags"].append(span.flags)
+        c["received_time"].append(received_ns // 1000)
+        c["events"].append([self._event(e) for e in span.events] if span.events else None)
+        c["links"].append([self._link(ln) for ln in span.links] if span.links else None)
+        genai = normalize(attrs)
+        for name in GENAI_COLUMNS:
+            c[name].append(genai.get(name) if genai else None)
+        self.attrs.add(attrs)
+        self.res_attrs.add(resource)
+
+    def _repair_clock(self, start: int, end: int, received_ns: int, attrs: dict[str, Any]) -> tuple[int, int]:
+        """Keep times as sent unless they are unusable; say what was changed in an attribute."""
+        reasons = []
+        if start <= 0:
+            start, reasons = (end if end > 0 else received_ns), ["start_time missing"]
+        if end <= 0:
+            end, reasons = start, reasons + ["end_time missing"]
+        if end < start:
+            end, reasons = start, reasons + ["end before start"]
+        if start > received_ns + self._skew:
+            duration = end - start
+            start, end = received_ns, received_ns + duration
+            reasons.append("start_time in the future")
+        if reasons:
+            attrs[CLOCK_ADJUSTED] = "; ".join(reasons)
+        return start, end
+
+    def _event(self, event: Any) -> dict[str, Any]:
+        attrs = self._dec.to_dict(event.attributes)
+        return {"time_unix_nano": event.time_unix_nano, "name": event.name,
+                "attributes": [(k, encode_value(v)) for k, v in attrs.items()]}
+
+    def _link(self, link: Any) -> dict[str, Any]:
+        attrs = self._dec.to_dict(link.attributes)
+        return {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(),
+                "trace_state": link.trace_state or None,
+                "attributes": [(k, encode_value(v)) for k, v in attrs.items()]}
+
+    def take(self, keep: list[bool] | None = None) -> pa.Table:
+        """Build the Arrow table of everything added (optionally only rows where keep is True) and reset."""
+        c = self.cols
+        starts = pa.array(c["start_time_unix_nano"], pa.int64())
+        ends = pa.array(c["end_time_unix_nano"], pa.int64())
+        arrays: dict[str, pa.Array] = {}
+        for column in schema.SPAN_COLUMNS:
+            name = column.name
+            if name == "attributes":
+                arrays[name] = self.attrs.array()
+            elif name == "resource_attributes":
+                arrays[name] = self.res_attrs.array()
+            elif name in ("start_time", "end_time"):
+                src = starts if name == "start_time" else ends
+                arrays[name] = pa.compute.divide(src, 1000).cast(pa.int64()).cast(schema.TS)
+            elif name == "duration_ms":
+                arrays[name] = pa.compute.divide(pa.compute.subtract(ends, starts).cast(pa.float64()), 1e6)
+            elif name == schema.PARTITION_COLUMN:
+                arrays[name] = pa.array([_days(s) for s in c["start_time_unix_nano"]], pa.int32()).cast(pa.date32())
+            elif name == "received_time":
+                arrays[name] = pa.array(c[name], pa.int64()).cast(schema.TS)
+            else:
+                arrays[name] = pa.array(c[name], column.type)
+        table = pa.table(arrays, schema=schema.arrow_schema(schema.SPANS))
+        if keep is not None and not all(keep):
+            table = table.filter(pa.array(keep))
+        self._reset()
+        return table
+
+
+def _body_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else encode_value(value)
+
+
+class LogBuilder:
+    """Accumulates log records from ExportLogsServiceRequests into one Arrow table."""
+
+    def __init__(self, decoder: AttributeDecoder) -> None:
+        self._dec = decoder
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cols: dict[str, list[Any]] = {c.name: [] for c in schema.LOG_COLUMNS}
+        self.attrs = _MapColumn()
+        self.res_attrs = _MapColumn()
+
+    def __len__(self) -> int:
+        return len(self.cols["time_unix_nano"])
+
+    def add_request(self, request: Any, received_ns: int) -> None:
+        for rl in request.resource_logs:
+            resource = self._dec.to_dict(rl.resource.attributes)
+            service, _env = _resource_identity(resource)
+            for sl in rl.scope_logs:
+                for rec in sl.log_records:
+                    self._add(rec, resource, service, sl.scope.name or None, sl.scope.version or None, received_ns)
+
+    def _add(self, rec: Any, resource: dict[str, Any], service: str | None, scope_name: str | None,
+             scope_version: str | None, received_ns: int) -> None:
+        c = self.cols
+        attrs = self._dec.to_dict(rec.attributes)
+        # Many GenAI log records carry only observed time; fall back to it, then to receive time.
+        when = rec.time_unix_nano or rec.observed_time_unix_nano or received_ns
+        c["time"].append(when // 1000)
+        c["time_unix_nano"].append(rec.time_unix_nano)
+        c["observed_time_unix_nano"].append(rec.observed_time_unix_nano)
+        c["trace_id"].append(rec.trace_id.hex() or None)
+        c["span_id"].append(rec.span_id.hex() or None)
+        c["severity_number"].append(rec.severity_number)
+        c["severity_text"].append(rec.severity_text or None)
+        event_name = getattr(rec, "event_name", "") or attrs.get("event.name")
+        c["event_name"].append(str(event_name) if event_name else None)
+        c["body"].append(_body_text(self._dec.value(rec.body)) if rec.HasField("body") else None)
+        c["service_name"].append(service)
+        c["scope_name"].append(scope_name)
+        c["scope_version"].append(scope_version)
+        c["flags"].append(rec.flags)
+        c["received_time"].append(received_ns // 1000)
+        c[schema.PARTITION_COLUMN].append(_days(when))
+        self.attrs.add(attrs)
+        self.res_attrs.add(resource)
+
+    def take(self) -> pa.Table:
+        table = _build(self.cols, schema.LOG_COLUMNS, schema.LOGS, self.attrs, self.res_attrs)
+        self._reset()
+        return table
+
+
+def _build(cols: dict[str, list[Any]], columns: tuple[schema.Column, ...], table: str,
+           attrs: _MapColumn, res_attrs: _MapColumn) -> pa.Table:
+    arrays: dict[str, pa.Array] = {}
+    for column in columns:
+        name = column.name
+        if name == "attributes":
+            arrays[name] = attrs.array()
+        elif name == "resource_attributes":
+            arrays[name] = res_attrs.array()
+        elif column.type == schema.TS:
+            arrays[name] = pa.array(cols[name], pa.int64()).cast(schema.TS)
+        elif name == schema.PARTITION_COLUMN:
+            arrays[name] = pa.array(cols[name], pa.int32()).cast(pa.date32())
+        else:
+            arrays[name] = pa.array(cols[name], column.type)
+    return pa.table(arrays, schema=schema.arrow_schema(table))
+
+
+class MetricBuilder:
+    """Accumulates metric data points (one row each) into one Arrow table."""
+
+    def __init__(self, decoder: AttributeDecoder) -> None:
+        self._dec = decoder
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cols: dict[str, list[Any]] = {c.name: [] for c in schema.METRIC_POINT_COLUMNS}
+        self.attrs = _MapColumn()
+        self.res_attrs = _MapColumn()
+
+    def __len__(self) -> int:
+        return len(self.cols["name"])
+
+    def add_request(self, request: Any, received_ns: int) -> None:
+        for rm in request.resource_metrics:
+            resource = self._dec.to_dict(rm.resource.attributes)
+            service, _env = _resource_identity(resource)
+            for sm in rm.scope_metrics:
+                scope = (sm.scope.name or None, sm.scope.version or None)
+                for metric in sm.metrics:
+                    self._add_metric(metric, resource, service, scope, received_ns)
+
+    def _add_metric(self, metric: Any, resource: dict[str, Any], service: str | None,
+                    scope: tuple[str | None, str | None], received_ns: int) -> None:
+        kind = metric.WhichOneof("data")
+        if kind is None:
+            return
+        data = getattr(metric, kind)
+        for point in data.data_points:
+            c = self.cols
+            when = point.time_unix_nano or received_ns
+            base = {"time": when // 1000, "time_unix_nano": point.time_unix_nano,
+                    "start_time_unix_nano": point.start_time_unix_nano, "name": metric.name,
+                    "description": metric.description or None, "unit": metric.unit or None, "type": kind,
+                    "is_monotonic": data.is_monotonic if kind == "sum" else None,
+                    "aggregation_temporality": TEMPORALITY[data.aggregation_temporality]
+                    if hasattr(data, "aggregation_temporality") else None,
+                    "service_name": service, "scope_name": scope[0], "scope_version": scope[1],
+                    "flags": point.flags, "received_time": received_ns // 1000,
+                    schema.PARTITION_COLUMN: _days(when)}
+            base.update(_point_values(kind, point))
+            for name in c:
+                c[name].append(base.get(name))
+            self.attrs.add(self._dec.to_dict(point.attributes))
+            self.res_attrs.add(resource)
+
+    def take(self) -> pa.Table:
+        table = _build(self.cols, schema.METRIC_POINT_COLUMNS, schema.METRIC_POINTS, self.attrs, self.res_attrs)
+        self._reset()
+        return table
+
+
+def _point_values(kind: str, p: Any) -> dict[str, Any]:
+    """The value columns of one data point, by metric type."""
+    if kind in ("gauge", "sum"):
+        return {"value": p.as_double if p.WhichOneof("value") == "as_double" else float(p.as_int)}
+    if kind == "histogram":
+        return {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
+                "min": p.min if p.HasField("min") else None, "max": p.max if p.HasField("max") else None,
+                "bucket_counts": list(p.bucket_counts), "explicit_bounds": list(p.explicit_bounds)}
+    if kind == "exponential_histogram":
+        return {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
+                "min": p.min if p.HasField("min") else None, "max": p.max if p.HasField("max") else None,
+                "exp_scale": p.scale, "exp_zero_count": p.zero_count,
+                "exp_positive_offset": p.positive.offset, "exp_positive_counts": list(p.positive.bucket_counts),
+                "exp_negative_offset": p.negative.offset, "exp_negative_counts": list(p.negative.bucket_counts)}
+    if kind == "summary":
+        return {"count": p.count, "sum": p.sum,
+                "quantiles": [{"quantile": q.quantile, "value": q.value} for q in p.quantile_values]}
+    return {}
+
+

@@ -1,0 +1,163 @@
+"""One typed settings object for every spanlake server-side process.
+
+Configuration flows one way: CLI flags > ``SPANLAKE_*`` environment variables > config file
+(TOML) > defaults. Only :func:`load_settings` looks at the environment, and only through the
+mapping it is handed; every component receives the finished :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SPANLAKE_"
+CONFIG_ENV = "SPANLAKE_CONFIG"
+DEFAULT_CONFIG_FILE = "spanlake.toml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Documentation of one setting: its name (the env var is ``SPANLAKE_<NAME>``) and what it does."""
+
+    name: str
+    help: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a collector, reader, analytics job or UI needs to know, validated once."""
+
+    data_dir: Path = Path("spanlake-data")
+    host: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_port: int = 4318
+    auth_token: str | None = None
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_attribute_bytes: int = 64 * 1024
+    max_anyvalue_depth: int = 16
+    flush_interval_s: float = 1.0
+    flush_max_rows: int = 200_000
+    max_backlog_bytes: int = 512 * 1024 * 1024
+    wal_segment_bytes: int = 64 * 1024 * 1024
+    wal_fsync: bool = True
+    compact_interval_s: float = 600.0
+    vacuum_grace_s: float = 3600.0
+    retention_days: int = 0
+    clock_skew_s: float = 24 * 3600.0
+    dedup_window_spans: int = 2_000_000
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("grpc_port", "http_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ValueError(f"{name} must be 0..65535, got {port}")
+        positive = ("max_request_bytes", "max_attribute_bytes", "max_anyvalue_depth", "flush_max_rows",
+                    "max_backlog_bytes", "wal_segment_bytes")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.flush_interval_s <= 0:
+            raise ValueError("flush_interval_s must be positive")
+        if self.retention_days < 0:
+            raise ValueError("retention_days must be >= 0 (0 keeps everything)")
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.data_dir / "wal"
+
+
+SETTINGS_DOC: tuple[Setting, ...] = (
+    Setting("data_dir", "Directory holding the lake (lake/), the write-ahead log (wal/) and spanlake.duckdb."),
+    Setting("host", "Address the collector binds to (127.0.0.1 unless told otherwise)."),
+    Setting("grpc_port", "OTLP/gRPC port (0 picks a free port)."),
+    Setting("http_port", "OTLP/HTTP port (0 picks a free port)."),
+    Setting("auth_token", "If set, both receivers require 'Authorization: Bearer <token>'."),
+    Setting("max_request_bytes", "Largest request body accepted, after decompression (413 above it)."),
+    Setting("max_attribute_bytes", "Longer attribute values are truncated and listed in spanlake.truncated."),
+    Setting("max_anyvalue_depth", "Deeper nested AnyValues are cut and stored as a marker string."),
+    Setting("flush_interval_s", "Longest time an acknowledged item waits before its Delta commit."),
+    Setting("flush_max_rows", "A Delta commit is made as soon as this many rows are pending."),
+    Setting("max_backlog_bytes", "WAL bytes not yet in the lake above which receivers answer 503/RESOURCE_EXHAUSTED."),
+    Setting("wal_segment_bytes", "Size at which the write-ahead log starts a new segment file."),
+    Setting("wal_fsync", "fsync the WAL (group commit) before acknowledging; false trades durability for speed."),
+    Setting("compact_interval_s", "How often the collector compacts today's and yesterday's partitions (0: never)."),
+    Setting("vacuum_grace_s", "Files replaced by compaction are deleted only after this long (longer than any reader)."),
+    Setting("retention_days", "Partitions older than this many days are deleted (0 keeps everything)."),
+    Setting("clock_skew_s", "Span times further than this in the future are clamped to the receive time."),
+    Setting("dedup_window_spans", "How many recent (trace_id, span_id) keys the writer remembers to drop retries."),
+    Setting("log_level", "Python logging level of the server processes."),
+)
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a string (env/flag) or TOML value into the field's type."""
+    kind = _FIELD_TYPES[name]
+    if raw is None:
+        return None
+    if kind == "Path":
+        return Path(raw)
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"{name}: expected a boolean, got {raw!r}")
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    return str(raw)
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    """Read the TOML config file; its top-level keys are settings, its tables (slo, budgets...) extras."""
+    if path is None or not path.exists():
+        return {}
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Merge flags (``overrides``, None values ignored) > env > config file > defaults into Settings."""
+    environ = environ or {}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if config_path is None and environ.get(CONFIG_ENV):
+        config_path = Path(environ[CONFIG_ENV])
+    if config_path is None:
+        config_path = Path(DEFAULT_CONFIG_FILE)
+    file_values = read_config_file(config_path)
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, raw in file_values.items():
+        if key in _FIELD_TYPES and key != "extra":
+            values[key] = _coerce(key, raw)
+        else:
+            extra[key] = raw
+    for name in _FIELD_TYPES:
+        env_value = environ.get(ENV_PREFIX + name.upper())
+        if env_value is not None and name != "extra":
+            values[name] = _coerce(name, env_value)
+    for name, raw in overrides.items():
+        values[name] = _coerce(name, raw)
+    if values.get("auth_token") == "":
+        values["auth_token"] = None
+    return Settings(**values, extra=extra)

@@ -1,0 +1,132 @@
+"""Writes the lake: Delta Lake tables of Parquet files, partitioned by UTC day.
+
+Every append is one atomic Delta commit that also records, as a Delta app transaction, how far
+in the write-ahead log it reaches; a restart resumes exactly there. Compaction rewrites small
+files (readers of older snapshots keep working), vacuum deletes replaced files only after a grace
+period longer than any reader, and retention drops whole old partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from spanlake.collector.storage import schema
+
+logger = logging.getLogger(__name__)
+
+WAL_APP_ID = "spanlake-wal"
+TARGET_FILE_BYTES = 128 * 1024 * 1024
+_WRITER_PROPS = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=122_880)
+
+
+def table_path(lake_dir: Path, table: str) -> Path:
+    return lake_dir / table
+
+
+def ensure_tables(lake_dir: Path) -> None:
+    """Create the three tables (empty) if missing, so readers always find them."""
+    for table in schema.TABLES:
+        path = table_path(lake_dir, table)
+        if not DeltaTable.is_deltatable(str(path)):
+            path.mkdir(parents=True, exist_ok=True)
+            DeltaTable.create(str(path), schema=schema.arrow_schema(table), mode="ignore",
+                              partition_by=[schema.PARTITION_COLUMN], name=table)
+
+
+class LakeWriter:
+    """The only writer of the lake's tables in a collector process."""
+
+    def __init__(self, lake_dir: Path) -> None:
+        self.lake_dir = lake_dir
+        lake_dir.mkdir(parents=True, exist_ok=True)
+        ensure_tables(lake_dir)
+        self._tables = {t: DeltaTable(str(table_path(lake_dir, t))) for t in schema.TABLES}
+
+    def committed_position(self, table: str) -> int:
+        """The WAL position the table's last append reached (0 when none)."""
+        self._tables[table].update_incremental()
+        return self._tables[table].transaction_version(WAL_APP_ID) or 0
+
+    def append(self, table: str, data: pa.Table, wal_position: int) -> None:
+        """Append rows (sorted by time) and the WAL position in one commit."""
+        if data.num_rows == 0:
+            return
+        data = data.sort_by([(schema.SORT_COLUMN[table], "ascending")])
+        props = CommitProperties(app_transactions=[Transaction(app_id=WAL_APP_ID, version=wal_position)],
+                                 max_commit_retries=50)
+        target = self._tables[table]
+        target.update_incremental()
+        write_deltalake(target, data, mode="append", partition_by=[schema.PARTITION_COLUMN],
+                        schema_mode="merge", writer_properties=_WRITER_PROPS, commit_properties=props)
+
+    def recent_span_keys(self, since_us: int) -> list[tuple[bytes, bytes]]:
+        """(trace_id, span_id) of spans received since ``since_us``, to seed de-duplication on start."""
+        dataset = self._tables[schema.SPANS].to_pyarrow_dataset()
+        recv = pc.field("received_time") >= pa.scalar(since_us, type=schema.TS)
+        day = pc.field(schema.PARTITION_COLUMN) >= pa.scalar(
+            dt.date(1970, 1, 1) + dt.timedelta(days=since_us // 86_400_000_000 - 1), pa.date32())
+        rows = dataset.to_table(columns=["trace_id", "span_id"], filter=recv & day)
+        return [(bytes.fromhex(t), bytes.fromhex(s))
+                for t, s in zip(rows.column("trace_id").to_pylist(), rows.column("span_id").to_pylist())]
+
+
+class LakeMaintainer:
+    """Compaction, vacuum and retention; runs beside the appender on its own table handles."""
+
+    def __init__(self, lake_dir: Path, vacuum_grace_s: float, retention_days: int) -> None:
+        self.lake_dir = lake_dir
+        self.grace_hours = max(0, int(vacuum_grace_s // 3600))
+        self.retention_days = retention_days
+
+    def run(self, today: dt.date) -> dict[str, int]:
+        """One maintenance round over every table; returns files removed per step."""
+        done = {"compacted": 0, "vacuumed": 0, "expired_partitions": 0}
+        for table in schema.TABLES:
+            target = DeltaTable(str(table_path(self.lake_dir, table)))
+            done["compacted"] += self._compact(target, today)
+            if self.retention_days:
+                done["expired_partitions"] += self._expire(target, today)
+            done["vacuumed"] += len(target.vacuum(retention_hours=self.grace_hours, dry_run=False,
+                                                  enforce_retention_duration=False))
+        return done
+
+    def _compact(self, target: DeltaTable, today: dt.date) -> int:
+        removed = 0
+        for day in (today - dt.timedelta(days=1), today):
+            for attempt in range(5):
+                try:
+                    metrics = target.optimize.compact(
+                        partition_filters=[(schema.PARTITION_COLUMN, "=", day.isoformat())],
+                        target_size=TARGET_FILE_BYTES, writer_properties=_WRITER_PROPS)
+                    removed += int(metrics.get("numFilesRemoved", 0))
+                    break
+                except CommitFailedError:
+                    time.sleep(0.2 * (attempt + 1))  # a concurrent append won; try again on the new snapshot
+                    target.update_incremental()
+        return removed
+
+    def _expire(self, target: DeltaTable, today: dt.date) -> int:
+        cutoff = today - dt.timedelta(days=self.retention_days)
+        result = target.delete(f"{schema.PARTITION_COLUMN} < '{cutoff.isoformat()}'")
+        return int(result.get("num_removed_files", 0))
+
+
+def lake_size(lake_dir: Path) -> tuple[int, int]:
+    """(bytes, files) of live data files across tables."""
+    total = files = 0
+    for table in schema.TABLES:
+        try:
+            actions = DeltaTable(str(table_path(lake_dir, table))).get_add_actions(flatten=True)
+        except TableNotFoundError:
+            continue
+        files += actions.num_rows
+        total += int(pc.sum(actions.column("size_bytes")).as_py() or 0)
+    return total, files

@@ -1,0 +1,1 @@
+"""spanlake.instrumentation: GenAI spans for an app (built by the instrumentation issue)."""
