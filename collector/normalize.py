@@ -150,7 +150,7 @@ def output_chars(attrs: dict[str, Any]) -> int | None:
 
 def normalize(attrs: dict[str, Any]) -> dict[str, Any] | None:
     """The typed GenAI columns for one span's attributes, or None for a span without GenAI or tags."""
-    if GENAI_MARKERS.isdisjoint(attrs):
+    if GENAI_MARKERS.isdisjoint(attrs) and not any(k.startswith(sc.GEN_AI_PREFIX) for k in attrs):
         tags = {r.column: _first(attrs, r) for r in RULES if r.column in TAG_COLUMNS}
         return tags if any(v is not None for v in tags.values()) else None
     row = {rule.column: _first(attrs, rule) for rule in RULES}

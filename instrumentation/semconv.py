@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 # --- OTel GenAI semconv 1.37+ (current) -------------------------------------------------------
+GEN_AI_PREFIX: Final = "gen_ai."
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
 GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"

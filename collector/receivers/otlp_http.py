@@ -96,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._read_chunked(limit)
         length = int(self.headers.get("Content-Length") or 0)
         if length > limit:
-            self.close_connection = True  # don't read a body we refuse
+            self._discard(length)
             raise PayloadTooLarge(f"body of {length} bytes exceeds the {limit}-byte limit")
         return self.rfile.read(length)
 
@@ -114,6 +114,18 @@ class _Handler(BaseHTTPRequestHandler):
                 raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
             parts.append(self.rfile.read(size))
             self.rfile.readline()
+
+    def _discard(self, length: int) -> None:
+        """Read and drop a refused body so the client sees our answer, not a broken pipe;
+        past 4x the limit, just close the connection."""
+        self.close_connection = True
+        if length > 4 * self.server.max_bytes:
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                return
+            length -= len(chunk)
 
     def _drain(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
