@@ -1,0 +1,30 @@
+"""`spanlake fake-llm`: a local OpenAI- and Anthropic-compatible server for demos, tests and benchmarks.
+
+OpenAI routes under /v1 (chat completions, responses, embeddings, models) and Anthropic's /v1/messages,
+with deterministic replies, real SSE streaming, cached/reasoning token usage and error injection by
+model name (`fail-429`, `fail-500`, `fail-timeout`, `fail-midstream`) or the `x-fake-llm-fail` header.
+"""
+
+from __future__ import annotations
+
+from ._cli import main
+from ._server import (
+    FAIL_HEADER,
+    TOKEN_DELAY_HEADER,
+    TOKENS_HEADER,
+    TTFT_HEADER,
+    FakeLLMConfig,
+    FakeLLMServer,
+    serve,
+)
+
+__all__ = [
+    "FAIL_HEADER",
+    "TOKENS_HEADER",
+    "TOKEN_DELAY_HEADER",
+    "TTFT_HEADER",
+    "FakeLLMConfig",
+    "FakeLLMServer",
+    "main",
+    "serve",
+]

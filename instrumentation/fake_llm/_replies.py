@@ -1,0 +1,91 @@
+"""Turn a request body into the reply the fake server will give: text, usage and finish reason.
+
+Shared by the OpenAI and Anthropic route modules, which only shape this into each wire format.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from . import _catalog
+from ._catalog import ModelInfo
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Everything a route needs to answer one generation request."""
+
+    info: ModelInfo
+    pieces: list[str]
+    input_tokens: int
+    cache_read: int
+    cache_creation: int
+    reasoning: int
+    finish_reason: str  # "stop" or "length"
+    response_id: str
+    created: int
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    @property
+    def output_tokens(self) -> int:
+        """Visible output tokens (reasoning tokens excluded)."""
+        return len(self.pieces)
+
+
+def text_of(content: Any) -> str:
+    """The plain text in a message content: a string, or a list of text parts in either API's shape."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [str(p.get("text", "")) for p in content if isinstance(p, dict)]
+        return " ".join(t for t in texts if t)
+    return ""
+
+
+def prompt_of(messages: Any, *extra: Any) -> str:
+    """All prompt text of a request, in order, for seeding and for token counting."""
+    texts = [text_of(e) for e in extra if e]
+    if isinstance(messages, str):
+        texts.append(messages)
+    elif isinstance(messages, list):
+        texts.extend(text_of(m.get("content")) for m in messages if isinstance(m, dict))
+    return "\n".join(t for t in texts if t)
+
+
+def build_reply(
+    *,
+    model: str,
+    provider: str,
+    prompt: str,
+    n_messages: int,
+    max_tokens: int | None,
+    forced_tokens: int | None,
+    id_prefix: str,
+    split_cache: bool = False,
+) -> Reply:
+    """The deterministic reply for a request; `max_tokens` truncates with finish reason "length"."""
+    info = _catalog.lookup(model, provider)
+    words = _catalog.reply_words(info, prompt, forced=forced_tokens)
+    finish = "stop"
+    if max_tokens is not None and 0 < max_tokens < len(words):
+        words, finish = words[:max_tokens], "length"
+    input_tokens = _catalog.count_tokens(prompt) + 3 * max(n_messages, 1)
+    cached = _catalog.cached_tokens(input_tokens)
+    creation = input_tokens // 5 if split_cache and cached else 0
+    return Reply(
+        info=info,
+        pieces=_catalog.token_pieces(words),
+        input_tokens=input_tokens,
+        cache_read=cached,
+        cache_creation=creation,
+        reasoning=_catalog.reasoning_tokens(info, len(words)),
+        finish_reason=finish,
+        response_id=f"{id_prefix}{uuid.uuid4().hex[:24]}",
+        created=int(time.time()),
+    )

@@ -1,0 +1,157 @@
+"""Generic wrapper factories: one traced call = start invocation, call through, end or hand to a stream proxy.
+
+Provider modules describe an API with a `CallSpec`; these factories turn it into wrapt wrappers
+(`traced(wrapped, instance, args, kwargs)`, contrib style). Telemetry failures are logged once and
+swallowed; the app's own exceptions are re-raised unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import semconv as sc
+from ._safety import report_internal_error
+from .content import Message, Part
+from .invocation import Invocation, Usage
+from .streams import Accumulator, AsyncStreamProxy, SyncStreamProxy
+from .telemetry import Telemetry
+
+ResponseInfo = tuple[dict[str, Any], Usage | None, list[Message] | None]
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """How to read one API's requests, responses and streams."""
+
+    operation: str
+    provider: str
+    request_attributes: Callable[[dict[str, Any]], dict[str, Any]]
+    server_attributes: Callable[[Any], dict[str, Any]]
+    response_info: Callable[[Any, bool], ResponseInfo]
+    is_stream: Callable[[Any], bool] = lambda result: False
+    accumulator: Callable[[bool], Accumulator] | None = None
+    inputs: Callable[[dict[str, Any]], tuple[list[Message] | None, list[Part] | None]] | None = None
+
+
+def start(telemetry: Telemetry, spec: CallSpec, instance: Any, kwargs: dict[str, Any]) -> Invocation | None:
+    """Start the invocation for a call, or None if the instrumentation itself failed."""
+    try:
+        model = kwargs.get("model")
+        invocation = Invocation(
+            telemetry,
+            operation=spec.operation,
+            provider=spec.provider,
+            model=model if isinstance(model, str) else None,
+            request_attrs=spec.request_attributes(kwargs),
+            server_attrs=spec.server_attributes(instance),
+        )
+        if invocation.capture and spec.inputs is not None:
+            invocation.input_messages, invocation.system_instructions = spec.inputs(kwargs)
+        return invocation
+    except Exception:  # noqa: BLE001 - boundary
+        report_internal_error(f"start {spec.operation}")
+        return None
+
+
+def _fail(invocation: Invocation, error: BaseException) -> None:
+    try:
+        invocation.fail(error)
+    except Exception:  # noqa: BLE001 - boundary
+        report_internal_error("fail")
+
+
+def _complete(spec: CallSpec, invocation: Invocation, result: Any, proxy: type[Any]) -> Any:
+    """Hand a stream to a proxy or end the span with the response; return what the app gets."""
+    try:
+        if spec.accumulator is not None and spec.is_stream(result):
+            return proxy(result, invocation, spec.accumulator(invocation.capture))
+        invocation.finish(*spec.response_info(result, invocation.capture))
+    except Exception:  # noqa: BLE001 - boundary
+        report_internal_error(f"complete {spec.operation}")
+        _end_quietly(invocation)
+    return result
+
+
+def _end_quietly(invocation: Invocation) -> None:
+    """End a span whose response could not be read (idempotent; the call itself succeeded)."""
+    try:
+        invocation.finish({}, None)
+    except Exception:  # noqa: BLE001 - boundary
+        report_internal_error("end")
+
+
+def call_sync(
+    telemetry: Telemetry, spec: CallSpec, call: Callable[[], Any], instance: Any, kwargs: dict[str, Any]
+) -> Any:
+    """Run `call()` inside a traced invocation."""
+    invocation = start(telemetry, spec, instance, kwargs)
+    if invocation is None:
+        return call()
+    token = invocation.activate()
+    try:
+        result = call()
+    except BaseException as error:
+        _fail(invocation, error)
+        raise
+    finally:
+        invocation.deactivate(token)
+    return _complete(spec, invocation, result, SyncStreamProxy)
+
+
+async def call_async(
+    telemetry: Telemetry,
+    spec: CallSpec,
+    call: Callable[[], Awaitable[Any]],
+    instance: Any,
+    kwargs: dict[str, Any],
+) -> Any:
+    """Await `call()` inside a traced invocation."""
+    invocation = start(telemetry, spec, instance, kwargs)
+    if invocation is None:
+        return await call()
+    token = invocation.activate()
+    try:
+        result = await call()
+    except BaseException as error:
+        _fail(invocation, error)
+        raise
+    finally:
+        invocation.deactivate(token)
+    return _complete(spec, invocation, result, AsyncStreamProxy)
+
+
+def sync_wrapper(telemetry: Telemetry, spec: CallSpec) -> Wrapper:
+    """A wrapt wrapper tracing a sync method."""
+
+    def traced(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return call_sync(telemetry, spec, lambda: wrapped(*args, **kwargs), instance, kwargs)
+
+    return traced
+
+
+def async_wrapper(telemetry: Telemetry, spec: CallSpec) -> Wrapper:
+    """A wrapt wrapper tracing an async method (returns the coroutine, as the original does)."""
+
+    def traced(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return call_async(telemetry, spec, lambda: wrapped(*args, **kwargs), instance, kwargs)
+
+    return traced
+
+
+def given(value: Any) -> bool:
+    """Whether a request argument was actually sent (not None, not the SDK's Omit/NotGiven sentinel)."""
+    return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
+
+
+def server_attributes_from_client(instance: Any) -> dict[str, Any]:
+    """`server.address` / `server.port` from the resource's client base URL (openai and anthropic)."""
+    url = instance._client.base_url
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return {sc.SERVER_ADDRESS: url.host, sc.SERVER_PORT: port}

@@ -1,0 +1,162 @@
+"""anthropic through the real SDK: spans, inclusive input tokens, streams, and no double span with the
+SDK's own OpenTelemetry tracing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anthropic
+import pytest
+import spanlake.instrumentation as sl
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from spanlake.instrumentation import semconv as sc
+from spanlake.instrumentation.fake_llm import FakeLLMServer
+
+if TYPE_CHECKING:
+    from conftest import Telemetry
+
+TTFT_S = 0.05
+MESSAGES = [{"role": "user", "content": "summarise ticket 42 please for the support team"}]
+NATIVE_SCOPE = "com.anthropic.sdk.python"
+
+
+def test_messages_span(telemetry: Telemetry, anthropic_client: anthropic.Anthropic) -> None:
+    message = anthropic_client.messages.create(
+        model="claude-haiku-4-5", max_tokens=200, messages=MESSAGES, stop_sequences=["END"], system="be brief"
+    )
+    span = telemetry.one_span()
+    attrs = span.attributes
+    assert span.name == "chat claude-haiku-4-5" and span.kind is SpanKind.CLIENT
+    assert attrs[sc.GEN_AI_PROVIDER_NAME] == "anthropic"
+    assert attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] == 200
+    assert attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] == ("END",)
+    assert attrs[sc.GEN_AI_RESPONSE_ID] == message.id
+    assert attrs[sc.GEN_AI_RESPONSE_MODEL] == "claude-haiku-4-5-20251001"
+    assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    usage = message.usage
+    inclusive = usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == inclusive
+    assert attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == usage.cache_read_input_tokens > 0
+    assert attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == usage.cache_creation_input_tokens > 0
+    assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == usage.output_tokens
+    assert sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in attrs and sc.GEN_AI_REQUEST_STREAM not in attrs
+
+
+def test_max_tokens_finish_reason(telemetry: Telemetry, anthropic_client: anthropic.Anthropic) -> None:
+    anthropic_client.messages.create(model="claude-opus-4-5", max_tokens=3, messages=MESSAGES)
+    assert telemetry.one_span().attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("max_tokens",)
+
+
+def test_stream_true(telemetry: Telemetry, anthropic_client: anthropic.Anthropic) -> None:
+    stream = anthropic_client.messages.create(
+        model="claude-haiku-4-5", max_tokens=200, messages=MESSAGES, stream=True
+    )
+    assert isinstance(stream, anthropic.Stream)
+    events = list(stream)
+    span = telemetry.one_span()
+    attrs = span.attributes
+    start = events[0].message
+    assert attrs[sc.GEN_AI_REQUEST_STREAM] is True
+    assert attrs[sc.GEN_AI_RESPONSE_ID] == start.id
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == 11
+    assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == events[-2].usage.output_tokens
+    assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= TTFT_S
+    assert [e.name for e in span.events] == [sc.EVENT_FIRST_CHUNK]
+
+
+def test_stream_helper_sync_and_async(
+    telemetry: Telemetry,
+    anthropic_client: anthropic.Anthropic,
+    async_anthropic_client: anthropic.AsyncAnthropic,
+) -> None:
+    manager = anthropic_client.messages.stream(model="claude-haiku-4-5", max_tokens=200, messages=MESSAGES)
+    assert telemetry.finished() == []  # nothing sent before __enter__
+    with manager as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+
+    async def run() -> None:
+        async with async_anthropic_client.messages.stream(
+            model="claude-haiku-4-5", max_tokens=200, messages=MESSAGES
+        ) as astream:
+            await astream.get_final_message()
+
+    asyncio.run(run())
+    first, second = telemetry.finished()
+    assert text == final.content[0].text
+    assert first.attributes[sc.GEN_AI_RESPONSE_ID] == final.id
+    assert first.attributes[sc.GEN_AI_REQUEST_STREAM] is True
+    assert first.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.output_tokens
+    assert second.attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= TTFT_S
+
+
+def test_async_create_and_stream(
+    telemetry: Telemetry, async_anthropic_client: anthropic.AsyncAnthropic
+) -> None:
+    async def run() -> None:
+        await async_anthropic_client.messages.create(
+            model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES
+        )
+        stream = await async_anthropic_client.messages.create(
+            model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES, stream=True
+        )
+        async for _ in stream:
+            pass
+
+    asyncio.run(run())
+    first, second = telemetry.finished()
+    assert sc.GEN_AI_REQUEST_STREAM not in first.attributes
+    assert second.attributes[sc.GEN_AI_REQUEST_STREAM] is True
+
+
+def test_error(telemetry: Telemetry, anthropic_client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.RateLimitError):
+        anthropic_client.messages.create(model="fail-429", max_tokens=10, messages=MESSAGES)
+    span = telemetry.one_span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[sc.ERROR_TYPE] == "RateLimitError"
+
+
+def _native_client(fake_llm: FakeLLMServer, provider: TracerProvider) -> anthropic.Anthropic:
+    """A client whose own SDK tracing is on (as it is whenever a global tracer provider exists)."""
+    return anthropic.Anthropic(
+        base_url=fake_llm.url, api_key="k", max_retries=0, open_telemetry={"tracer_provider": provider}
+    )
+
+
+def test_native_sdk_tracing_really_emits_without_spanlake(fake_llm: FakeLLMServer) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _native_client(fake_llm, provider).messages.create(
+        model="claude-haiku-4-5", max_tokens=20, messages=MESSAGES
+    )
+    assert [s.instrumentation_scope.name for s in exporter.get_finished_spans()] == [NATIVE_SCOPE]
+
+
+def test_no_double_span_with_native_sdk_tracing(telemetry: Telemetry, fake_llm: FakeLLMServer) -> None:
+    client = _native_client(fake_llm, telemetry.tracer_provider)
+    client.messages.create(model="claude-haiku-4-5", max_tokens=20, messages=MESSAGES)
+    for _ in client.messages.create(model="claude-haiku-4-5", max_tokens=20, messages=MESSAGES, stream=True):
+        pass
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=20, messages=MESSAGES) as stream:
+        stream.until_done()
+    scopes = [s.instrumentation_scope.name for s in telemetry.finished()]
+    assert scopes == [sc.GEN_AI_INSTRUMENTATION_SCOPE] * 3
+
+
+def test_native_tracing_back_after_uninstrument(
+    instrumented: Callable[..., Telemetry], fake_llm: FakeLLMServer
+) -> None:
+    telemetry = instrumented()
+    sl.uninstrument()
+    _native_client(fake_llm, telemetry.tracer_provider).messages.create(
+        model="claude-haiku-4-5", max_tokens=20, messages=MESSAGES
+    )
+    assert [s.instrumentation_scope.name for s in telemetry.finished()] == [NATIVE_SCOPE]
