@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -58,9 +59,23 @@ class AttributeDecoder:
     def to_dict(self, kvs: Iterable[Any]) -> dict[str, Any]:
         """KeyValue list → dict; values longer than the cap are truncated and their keys listed."""
         before = self.truncated
+        threshold = self._char_threshold
         out: dict[str, Any] = {}
         for kv in kvs:
-            out[kv.key] = self.value(kv.value)
+            v = kv.value
+            which = v.WhichOneof("value")
+            # Scalars inline: this loop runs for every attribute of every span.
+            if which == "string_value":
+                s = v.string_value
+                out[kv.key] = s if len(s) <= threshold else self._cap(s)
+            elif which == "int_value":
+                out[kv.key] = v.int_value
+            elif which == "double_value":
+                out[kv.key] = v.double_value
+            elif which == "bool_value":
+                out[kv.key] = v.bool_value
+            else:
+                out[kv.key] = self.value(v)
         if self.truncated != before:
             out[SPANLAKE_TRUNCATED] = [k for k, val in out.items() if _is_truncated(val)]
         return out
@@ -84,5 +99,24 @@ def encode_value(value: Any) -> str:
 def extend_map(attrs: dict[str, Any], keys: list[str], values: list[str]) -> int:
     """Append a dict's entries to flat key/value lists (for a MapArray); returns the entry count."""
     keys.extend(attrs.keys())
-    values.extend([v if type(v) is str else encode_value(v) for v in attrs.values()])
+    values.extend([v if type(v) is str else (str(v) if type(v) is int else _encode_cached(v))
+                   for v in attrs.values()])
     return len(attrs)
+
+
+_LIST_CACHE: dict[tuple[str, ...], str] = {}
+
+
+def _encode_cached(value: Any) -> str:
+    """encode_value, memoised for short string lists (finish reasons repeat on every span)."""
+    if type(value) is float and math.isfinite(value):
+        return repr(value)  # what json.dumps writes for a finite float, without its overhead
+    if type(value) is list and len(value) <= 4 and all(type(x) is str for x in value):
+        key = tuple(value)
+        text = _LIST_CACHE.get(key)
+        if text is None:
+            text = encode_value(value)
+            if len(_LIST_CACHE) < 10_000:
+                _LIST_CACHE[key] = text
+        return text
+    return encode_value(value)

@@ -10,9 +10,10 @@ import datetime as dt
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spanlake.collector.attributes import AttributeDecoder, encode_value, extend_map
-from spanlake.collector.normalize import GENAI_COLUMNS, normalize
+from spanlake.collector.normalize import GenAINormalizer, resource_identity
 from spanlake.collector.storage import schema
 from spanlake.instrumentation import semconv as sc
 
@@ -40,77 +41,92 @@ class _MapColumn:
     def add(self, attrs: dict[str, Any]) -> None:
         self.offsets.append(self.offsets[-1] + extend_map(attrs, self.keys, self.values))
 
+    def add_encoded(self, keys: list[str], values: list[str]) -> None:
+        """Add an entry already encoded (a resource shared by many spans is encoded once)."""
+        self.keys.extend(keys)
+        self.values.extend(values)
+        self.offsets.append(self.offsets[-1] + len(keys))
+
     def array(self) -> pa.Array:
         return _map_array(self.offsets, self.keys, self.values)
 
 
 def _resource_identity(resource: dict[str, Any]) -> tuple[str | None, str | None]:
     """(service name, environment) of a resource, with the fallbacks emitters need."""
-    service = resource.get(sc.SERVICE_NAME)
-    env = resource.get(sc.DEPLOYMENT_ENVIRONMENT_NAME, resource.get(sc.DEPLOYMENT_ENVIRONMENT))
-    return (str(service) if service is not None else None), (str(env) if env is not None else None)
+    return resource_identity(resource)
 
 
 def _days(ns: int) -> int:
     return ns // _NS_PER_DAY
 
 
-class SpanBuilder:
-    """Accumulates spans from many ExportTraceServiceRequests into one Arrow table."""
+# Columns SpanBuilder fills itself, in the order of the per-span row tuple.
+_SPAN_FIXED = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "start_time_unix_nano",
+               "end_time_unix_nano", "status_code", "status_message", "service_name", "environment",
+               "scope_name", "scope_version", "dropped_attributes_count", "flags", "received_time", "events",
+               "links")
 
-    def __init__(self, decoder: AttributeDecoder, clock_skew_ns: int) -> None:
+
+_NO_GENAI: dict[str, Any] = {}
+
+
+class SpanBuilder:
+    """Accumulates spans from many ExportTraceServiceRequests into one Arrow table.
+
+    Per span it keeps one tuple of the fixed columns, the attribute maps, and the dict returned by
+    :func:`normalize`; every schema column the builder does not fill itself is taken from that dict
+    (missing keys are NULL), so the normaliser can add columns without touching this class.
+    """
+
+    def __init__(self, decoder: AttributeDecoder, clock_skew_ns: int, genai: GenAINormalizer | None = None) -> None:
         self._dec = decoder
+        self.normalizer = genai if genai is not None else GenAINormalizer()
         self._skew = clock_skew_ns
         self._reset()
 
     def _reset(self) -> None:
-        self.cols: dict[str, list[Any]] = {c.name: [] for c in schema.SPAN_COLUMNS}
+        self.rows: list[tuple[Any, ...]] = []
+        self.genai: list[dict[str, Any] | None] = []
         self.attrs = _MapColumn()
         self.res_attrs = _MapColumn()
         self.ids: list[tuple[bytes, bytes]] = []  # raw (trace_id, span_id) for de-duplication
 
     def __len__(self) -> int:
-        return len(self.cols["span_id"])
+        return len(self.rows)
 
     def add_request(self, request: Any, received_ns: int) -> None:
         for rs in request.resource_spans:
             resource = self._dec.to_dict(rs.resource.attributes)
             service, env = _resource_identity(resource)
+            res_keys: list[str] = []
+            res_values: list[str] = []
+            extend_map(resource, res_keys, res_values)
             for ss in rs.scope_spans:
                 scope_name, scope_version = ss.scope.name or None, ss.scope.version or None
                 for span in ss.spans:
-                    self._add_span(span, resource, service, env, scope_name, scope_version, received_ns)
+                    self._add_span(span, (res_keys, res_values), service, env, scope_name, scope_version,
+                                   received_ns)
 
-    def _add_span(self, span: Any, resource: dict[str, Any], service: str | None, env: str | None,
+    def _add_span(self, span: Any, resource: tuple[list[str], list[str]], service: str | None, env: str | None,
                   scope_name: str | None, scope_version: str | None, received_ns: int) -> None:
-        c = self.cols
         attrs = self._dec.to_dict(span.attributes)
-        start, end = self._repair_clock(span.start_time_unix_nano, span.end_time_unix_nano, received_ns, attrs)
-        self.ids.append((span.trace_id, span.span_id))
-        c["trace_id"].append(span.trace_id.hex())
-        c["span_id"].append(span.span_id.hex())
-        c["parent_span_id"].append(span.parent_span_id.hex() or None)
-        c["trace_state"].append(span.trace_state or None)
-        c["name"].append(span.name)
-        c["kind"].append(SPAN_KINDS[span.kind] if 0 <= span.kind < 6 else str(span.kind))
-        c["start_time_unix_nano"].append(start)
-        c["end_time_unix_nano"].append(end)
-        c["status_code"].append(STATUS_CODES[span.status.code] if 0 <= span.status.code < 3 else "UNSET")
-        c["status_message"].append(span.status.message or None)
-        c["service_name"].append(service)
-        c["environment"].append(env)
-        c["scope_name"].append(scope_name)
-        c["scope_version"].append(scope_version)
-        c["dropped_attributes_count"].append(span.dropped_attributes_count)
-        c["flags"].append(span.flags)
-        c["received_time"].append(received_ns // 1000)
-        c["events"].append([self._event(e) for e in span.events] if span.events else None)
-        c["links"].append([self._link(ln) for ln in span.links] if span.links else None)
-        genai = normalize(attrs)
-        for name in GENAI_COLUMNS:
-            c[name].append(genai.get(name) if genai else None)
+        start, end = span.start_time_unix_nano, span.end_time_unix_nano
+        if start <= 0 or end < start or start > received_ns + self._skew:
+            start, end = self._repair_clock(start, end, received_ns, attrs)
+        trace_id, span_id, status = span.trace_id, span.span_id, span.status
+        self.ids.append((trace_id, span_id))
+        kind = span.kind
+        self.rows.append((
+            trace_id.hex(), span_id.hex(), span.parent_span_id.hex() or None, span.trace_state or None,
+            span.name, SPAN_KINDS[kind] if 0 <= kind < 6 else str(kind), start, end,
+            STATUS_CODES[status.code] if 0 <= status.code < 3 else "UNSET", status.message or None,
+            service, env, scope_name, scope_version, span.dropped_attributes_count, span.flags,
+            received_ns // 1000,
+            [self._event(e) for e in span.events] if span.events else None,
+            [self._link(ln) for ln in span.links] if span.links else None))
+        self.genai.append(self.normalizer.span(attrs, span, start, scope_name, scope_version, service))
         self.attrs.add(attrs)
-        self.res_attrs.add(resource)
+        self.res_attrs.add_encoded(*resource)
 
     def _repair_clock(self, start: int, end: int, received_ns: int, attrs: dict[str, Any]) -> tuple[int, int]:
         """Keep times as sent unless they are unusable; say what was changed in an attribute."""
@@ -140,29 +156,40 @@ class SpanBuilder:
                 "trace_state": link.trace_state or None,
                 "attributes": [(k, encode_value(v)) for k, v in attrs.items()]}
 
+    def _derived_columns(self) -> pa.Table:
+        """The columns that come from the normaliser's dicts (C-level conversion; absent keys are NULL)."""
+        own = {"attributes", "resource_attributes", "start_time", "end_time", "duration_ms",
+               schema.PARTITION_COLUMN, *_SPAN_FIXED}
+        fields = [pa.field(c.name, c.type) for c in schema.SPAN_COLUMNS if c.name not in own]
+        return pa.Table.from_pylist([g or _NO_GENAI for g in self.genai], schema=pa.schema(fields))
+
     def take(self, keep: list[bool] | None = None) -> pa.Table:
         """Build the Arrow table of everything added (optionally only rows where keep is True) and reset."""
-        c = self.cols
-        starts = pa.array(c["start_time_unix_nano"], pa.int64())
-        ends = pa.array(c["end_time_unix_nano"], pa.int64())
+        n = len(self.rows)
+        fixed = dict(zip(_SPAN_FIXED, zip(*self.rows))) if n else {name: () for name in _SPAN_FIXED}
+        starts = pa.array(fixed["start_time_unix_nano"], pa.int64())
+        ends = pa.array(fixed["end_time_unix_nano"], pa.int64())
         arrays: dict[str, pa.Array] = {}
+        derived = self._derived_columns()
         for column in schema.SPAN_COLUMNS:
             name = column.name
-            if name == "attributes":
+            if name in derived.column_names:
+                arrays[name] = derived.column(name)
+            elif name == "attributes":
                 arrays[name] = self.attrs.array()
             elif name == "resource_attributes":
                 arrays[name] = self.res_attrs.array()
             elif name in ("start_time", "end_time"):
                 src = starts if name == "start_time" else ends
-                arrays[name] = pa.compute.divide(src, 1000).cast(pa.int64()).cast(schema.TS)
+                arrays[name] = pc.divide(src, 1000).cast(schema.TS)
             elif name == "duration_ms":
-                arrays[name] = pa.compute.divide(pa.compute.subtract(ends, starts).cast(pa.float64()), 1e6)
+                arrays[name] = pc.divide(pc.subtract(ends, starts).cast(pa.float64()), 1e6)
             elif name == schema.PARTITION_COLUMN:
-                arrays[name] = pa.array([_days(s) for s in c["start_time_unix_nano"]], pa.int32()).cast(pa.date32())
+                arrays[name] = pc.divide(starts, _NS_PER_DAY).cast(pa.int32()).cast(pa.date32())
             elif name == "received_time":
-                arrays[name] = pa.array(c[name], pa.int64()).cast(schema.TS)
+                arrays[name] = pa.array(fixed[name], pa.int64()).cast(schema.TS)
             else:
-                arrays[name] = pa.array(c[name], column.type)
+                arrays[name] = pa.array(fixed[name], column.type)
         table = pa.table(arrays, schema=schema.arrow_schema(schema.SPANS))
         if keep is not None and not all(keep):
             table = table.filter(pa.array(keep))
@@ -179,8 +206,9 @@ def _body_text(value: Any) -> str | None:
 class LogBuilder:
     """Accumulates log records from ExportLogsServiceRequests into one Arrow table."""
 
-    def __init__(self, decoder: AttributeDecoder) -> None:
+    def __init__(self, decoder: AttributeDecoder, genai: GenAINormalizer | None = None) -> None:
         self._dec = decoder
+        self.normalizer = genai  # when given, GenAI content in log records goes to span_content too
         self._reset()
 
     def _reset(self) -> None:
@@ -214,7 +242,10 @@ class LogBuilder:
         c["severity_text"].append(rec.severity_text or None)
         event_name = getattr(rec, "event_name", "") or attrs.get("event.name")
         c["event_name"].append(str(event_name) if event_name else None)
-        c["body"].append(_body_text(self._dec.value(rec.body)) if rec.HasField("body") else None)
+        body = self._dec.value(rec.body) if rec.HasField("body") else None
+        c["body"].append(_body_text(body))
+        if self.normalizer is not None and event_name:
+            self.normalizer.log(str(event_name), attrs, body, rec.trace_id, rec.span_id, when, service)
         c["service_name"].append(service)
         c["scope_name"].append(scope_name)
         c["scope_version"].append(scope_version)

@@ -7,6 +7,7 @@ Nothing here knows the lake: accepted payloads go to the write-ahead log, as pro
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -73,16 +74,17 @@ def validate(signal: str, request: Any) -> tuple[int, int]:
 class Ingest:
     """Shared by the gRPC and HTTP receivers of one collector process."""
 
-    def __init__(self, wal: WriteAheadLog, metrics: SelfMetrics, max_backlog_bytes: int,
+    def __init__(self, wals: list[WriteAheadLog], metrics: SelfMetrics, max_backlog_bytes: Callable[[], int],
                  backlog: Callable[[], int]) -> None:
-        self._wal = wal
+        self._wals = wals
+        self._round_robin = itertools.count()
         self._metrics = metrics
         self._max_backlog = max_backlog_bytes
         self._backlog = backlog
 
     def accept(self, signal: str, body: bytes, fmt: str, protocol: str) -> IngestResult:
         """Parse ``body`` (fmt 'protobuf' or 'json'), store what is valid, return the answer."""
-        if self._backlog() > self._max_backlog:
+        if self._backlog() > self._max_backlog():
             self._metrics.add("spanlake_requests_total", protocol=protocol, outcome="overloaded")
             self._metrics.add("spanlake_dropped_total", 1, signal=signal)
             raise Overloaded("collector overloaded: write-ahead log backlog is full, retry later")
@@ -96,12 +98,24 @@ class Ingest:
         if kept:
             modified = fmt == "json" or rejected or outcome.repaired_strings or outcome.dropped_attributes
             payload = outcome.request.SerializeToString() if modified else body
-            self._wal.append(signal, payload, received_ns)
+            self._shard(signal, outcome.request).append(signal, payload, received_ns)
         message = _describe(outcome, invalid)
         self._count(signal, protocol, kept, rejected)
         if message:
             logger.warning("%s %s: accepted %d, rejected %d: %s", protocol, signal, kept, rejected, message)
         return IngestResult(_response(signal, rejected, message), kept, rejected, message)
+
+    def _shard(self, signal: str, request: Any) -> WriteAheadLog:
+        """The WAL shard for a request. Spans go by their first trace id, so a client's retry of
+        a request lands on the same shard, whose writer then recognises the duplicates."""
+        if len(self._wals) == 1:
+            return self._wals[0]
+        if signal == "traces":
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    if ss.spans:
+                        return self._wals[ss.spans[0].trace_id[-1] % len(self._wals)]
+        return self._wals[next(self._round_robin) % len(self._wals)]
 
     def _count(self, signal: str, protocol: str, kept: int, rejected: int) -> None:
         self._metrics.add("spanlake_received_total", kept + rejected, signal=signal)

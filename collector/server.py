@@ -23,11 +23,38 @@ from spanlake.collector.self_metrics import SelfMetrics
 from spanlake.collector.settings import Settings
 from spanlake.collector.storage.lake_writer import ensure_tables
 from spanlake.collector.wal import WriteAheadLog, list_segments, segment_path, split_position
-from spanlake.collector.writer_process import start_writer
+from spanlake.collector.writer_process import start_writers
 
 logger = logging.getLogger(__name__)
 
 READY_FILE = "collector.json"
+MIN_BACKLOG_BYTES = 16 * 1024 * 1024  # never refuse below this, even before any rate is measured
+
+
+class ConsumptionRate:
+    """Bytes per second the writers consume from the WAL (an exponentially weighted average)."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[float, int]] = {}
+        self._rates: dict[int, float] = {}
+
+    def observe(self, shard: int, position: int) -> None:
+        now = time.monotonic()
+        seg, off = split_position(position)
+        last = self._last.get(shard)
+        self._last[shard] = (now, position)
+        if last is None or now - last[0] < 0.2:
+            return
+        last_seg, last_off = split_position(last[1])
+        # Across a segment roll the exact byte distance is unknown; skip that sample.
+        if seg != last_seg:
+            return
+        sample = (off - last_off) / (now - last[0])
+        self._rates[shard] = 0.7 * self._rates.get(shard, sample) + 0.3 * sample if sample > 0 else \
+            self._rates.get(shard, 0.0)
+
+    def bytes_per_s(self) -> float:
+        return sum(self._rates.values())
 GetRoute = Callable[[], tuple[int, str, bytes]]
 
 
@@ -39,13 +66,16 @@ class Collector:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_tables(settings.lake_dir)
         self.metrics = SelfMetrics()
-        self.wal = WriteAheadLog(settings.wal_dir, settings.wal_segment_bytes, settings.wal_fsync)
-        self._writer_position = 0
-        self._writer_stats: dict[str, Any] = {}
-        self.proc, self._stats_q, self._stop, ready = start_writer(settings)
-        if not ready.wait(60):
-            raise RuntimeError("lake writer process did not start")
-        self.ingest = Ingest(self.wal, self.metrics, settings.max_backlog_bytes, self.backlog_bytes)
+        # Each WAL shard repairs its torn tail here, before its writer replays it.
+        self.wals = [WriteAheadLog(settings.wal_shard_dir(i), settings.wal_segment_bytes, settings.wal_fsync)
+                     for i in range(settings.writers)]
+        self._writer_positions = [0] * settings.writers
+        self._writer_stats: dict[int, dict[str, Any]] = {}
+        self.procs, self._stats_q, self._stop, readies = start_writers(settings)
+        if not all(ready.wait(60) for ready in readies):
+            raise RuntimeError("lake writer processes did not start")
+        self._rate = ConsumptionRate()
+        self.ingest = Ingest(self.wals, self.metrics, self.backlog_limit, self.backlog_bytes)
         routes: dict[str, GetRoute] = {"/healthz": self._healthz, "/metrics": self._prometheus}
         routes.update(extra_routes or {})
         self.grpc = GrpcReceiver(settings.host, settings.grpc_port, self.ingest, settings.max_request_bytes,
@@ -75,37 +105,51 @@ class Collector:
                 continue
             except (EOFError, OSError):
                 return
-            self._writer_stats.update(stats)
-            self._writer_position = int(self._writer_stats.get("position", self._writer_position))
+            shard = int(stats.get("shard", 0))
+            self._writer_stats.setdefault(shard, {}).update(stats)
+            if shard >= 0 and "position" in stats:
+                self._rate.observe(shard, int(stats["position"]))
+                self._writer_positions[shard] = int(stats["position"])
 
     def backlog_bytes(self) -> int:
-        """WAL bytes acknowledged but not yet committed to the lake."""
-        seg, off = split_position(self._writer_position)
+        """WAL bytes acknowledged but not yet committed to the lake, over all shards."""
         total = 0
-        for s in list_segments(self.settings.wal_dir):
-            if s < seg:
-                continue
-            try:
-                size = segment_path(self.settings.wal_dir, s).stat().st_size
-            except FileNotFoundError:
-                continue
-            total += size - (off if s == seg else 0)
-        return max(total, 0)
+        for shard, position in enumerate(self._writer_positions):
+            wal_dir = self.settings.wal_shard_dir(shard)
+            seg, off = split_position(position)
+            for s in list_segments(wal_dir):
+                if s < seg:
+                    continue
+                try:
+                    size = segment_path(wal_dir, s).stat().st_size
+                except FileNotFoundError:
+                    continue
+                total += max(size - (off if s == seg else 0), 0)
+        return total
+
+    def backlog_limit(self) -> int:
+        """Backlog bytes the writers can commit within max_lag_s at their measured pace (bounded)."""
+        by_lag = int(self._rate.bytes_per_s() * self.settings.max_lag_s)
+        return min(self.settings.max_backlog_bytes, max(MIN_BACKLOG_BYTES, by_lag))
+
+    def _writer_total(self, key: str) -> float:
+        return sum(float(st.get(key, 0)) for shard, st in self._writer_stats.items() if shard >= 0)
 
     def _healthz(self) -> tuple[int, str, bytes]:
-        alive = self.proc.is_alive()
+        alive = all(p.is_alive() for p in self.procs)
         body = json.dumps({"status": "ok" if alive else "writer down", "writer_alive": alive}).encode()
         return (200 if alive else 503), "application/json", body
 
     def _prometheus(self) -> tuple[int, str, bytes]:
-        m, ws = self.metrics, self._writer_stats
+        m, ws = self.metrics, self._writer_stats.get(-1, {})
         m.set("spanlake_queue_bytes", self.backlog_bytes())
         for table in ("spans", "logs", "metric_points"):
-            m.set("spanlake_written_total", ws.get(f"written_{table}", 0), table=table)
-        m.set("spanlake_duplicates_total", ws.get("duplicates", 0))
-        m.set("spanlake_flush_total", ws.get("flushes", 0))
-        m.set("spanlake_flush_seconds_sum", ws.get("flush_seconds", 0.0))
-        m.set("spanlake_flush_seconds_last", ws.get("last_flush_s", 0.0))
+            m.set("spanlake_written_total", self._writer_total(f"written_{table}"), table=table)
+        m.set("spanlake_duplicates_total", self._writer_total("duplicates"))
+        m.set("spanlake_flush_total", self._writer_total("flushes"))
+        m.set("spanlake_flush_seconds_sum", self._writer_total("flush_seconds"))
+        m.set("spanlake_flush_seconds_last", max((float(st.get("last_flush_s", 0)) for st in
+                                                  self._writer_stats.values()), default=0.0))
         if "lake_bytes" in ws:
             m.set("spanlake_lake_bytes", ws["lake_bytes"])
             m.set("spanlake_lake_files", ws["lake_files"])
@@ -116,22 +160,26 @@ class Collector:
         self.http.stop()
         self.grpc.stop()
         self._stop.set()
-        self.proc.join(timeout)
-        if self.proc.is_alive():
-            logger.error("lake writer did not finish in %.0fs; the WAL keeps the rest for the next start", timeout)
-            self.proc.terminate()
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                logger.error("%s did not finish in %.0fs; the WAL keeps the rest for the next start",
+                             proc.name, timeout)
+                proc.terminate()
         self._closing.set()
-        self.wal.close()
+        for wal in self.wals:
+            wal.close()
         (self.settings.data_dir / READY_FILE).unlink(missing_ok=True)
 
 
 def wait_forever(collector: Collector, stop_event: threading.Event) -> None:
     """Block until asked to stop, watching that the writer process stays alive."""
     while not stop_event.wait(1.0):
-        if not collector.proc.is_alive():
-            logger.error("lake writer process died (exit code %s); stopping", collector.proc.exitcode)
+        dead = [p for p in collector.procs if not p.is_alive()]
+        if dead:
+            logger.error("%s died (exit code %s); stopping", dead[0].name, dead[0].exitcode)
             break
-    time.sleep(0)
 
 
 def read_ready_file(data_dir: Path) -> dict[str, Any] | None:

@@ -39,9 +39,11 @@ class Settings:
     max_request_bytes: int = 64 * 1024 * 1024
     max_attribute_bytes: int = 64 * 1024
     max_anyvalue_depth: int = 16
+    writers: int = 2
     flush_interval_s: float = 1.0
-    flush_max_rows: int = 200_000
-    max_backlog_bytes: int = 512 * 1024 * 1024
+    flush_max_rows: int = 50_000
+    max_backlog_bytes: int = 256 * 1024 * 1024
+    max_lag_s: float = 3.0
     wal_segment_bytes: int = 64 * 1024 * 1024
     wal_fsync: bool = True
     compact_interval_s: float = 600.0
@@ -57,7 +59,7 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
-        positive = ("max_request_bytes", "max_attribute_bytes", "max_anyvalue_depth", "flush_max_rows",
+        positive = ("writers", "max_request_bytes", "max_attribute_bytes", "max_anyvalue_depth", "flush_max_rows",
                     "max_backlog_bytes", "wal_segment_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -75,6 +77,9 @@ class Settings:
     def wal_dir(self) -> Path:
         return self.data_dir / "wal"
 
+    def wal_shard_dir(self, shard: int) -> Path:
+        return self.wal_dir / f"shard-{shard}"
+
 
 SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("data_dir", "Directory holding the lake (lake/), the write-ahead log (wal/) and spanlake.duckdb."),
@@ -85,9 +90,12 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("max_request_bytes", "Largest request body accepted, after decompression (413 above it)."),
     Setting("max_attribute_bytes", "Longer attribute values are truncated and listed in spanlake.truncated."),
     Setting("max_anyvalue_depth", "Deeper nested AnyValues are cut and stored as a marker string."),
+    Setting("writers", "Lake-writer processes; each owns one WAL shard (2 uses both cores of a 2-core machine)."),
     Setting("flush_interval_s", "Longest time an acknowledged item waits before its Delta commit."),
     Setting("flush_max_rows", "A Delta commit is made as soon as this many rows are pending."),
     Setting("max_backlog_bytes", "WAL bytes not yet in the lake above which receivers answer 503/RESOURCE_EXHAUSTED."),
+    Setting("max_lag_s", "Receivers also refuse (503/RESOURCE_EXHAUSTED) once the backlog would take the writers "
+                         "longer than this to commit, so acknowledged data stays queryable within seconds."),
     Setting("wal_segment_bytes", "Size at which the write-ahead log starts a new segment file."),
     Setting("wal_fsync", "fsync the WAL (group commit) before acknowledging; false trades durability for speed."),
     Setting("compact_interval_s", "How often the collector compacts today's and yesterday's partitions (0: never)."),

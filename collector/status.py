@@ -10,7 +10,6 @@ from spanlake.collector.server import read_ready_file
 from spanlake.collector.settings import Settings
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.reader import open_snapshot
-from spanlake.collector.wal import list_segments, segment_path
 
 
 def _collector_health(settings: Settings) -> dict[str, Any]:
@@ -36,8 +35,7 @@ def lake_status(settings: Settings) -> dict[str, Any]:
                 f"SELECT count(*), min({time_col})::VARCHAR, max({time_col})::VARCHAR FROM {table}").fetchone()
             tables[table] = {"rows": rows, "files": len(snap.files[table]), "version": snap.versions.get(table),
                              "first": str(first) if first else None, "last": str(last) if last else None}
-    wal_bytes = sum(segment_path(settings.wal_dir, s).stat().st_size for s in list_segments(settings.wal_dir)) \
-        if settings.wal_dir.exists() else 0
+    wal_bytes = sum(p.stat().st_size for p in settings.wal_dir.rglob("*.wal")) if settings.wal_dir.exists() else 0
     return {"data_dir": str(settings.data_dir), "collector": _collector_health(settings),
             "tables": tables, "wal_bytes": wal_bytes}
 

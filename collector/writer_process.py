@@ -7,6 +7,7 @@ while the receivers keep answering. It reports progress to the collector through
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import multiprocessing as mp
 import queue
@@ -17,6 +18,8 @@ from typing import Any
 
 from spanlake.collector.attributes import AttributeDecoder
 from spanlake.collector.convert import LogBuilder, MetricBuilder, SpanBuilder
+from spanlake.collector.genai_dedup import GenAIDedup
+from spanlake.collector.normalize import GenAINormalizer
 from spanlake.collector.otlp_proto import SIGNALS
 from spanlake.collector.settings import Settings
 from spanlake.collector.storage import schema
@@ -27,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 SIGNAL_TABLE = {"traces": schema.SPANS, "logs": schema.LOGS, "metrics": schema.METRIC_POINTS}
 DEDUP_SEED_WINDOW_S = 15 * 60
+READ_CHUNK_BYTES = 4 * 1024 * 1024  # small enough that a due flush is never delayed long
 
 
 class RecentKeys:
@@ -51,16 +55,23 @@ class RecentKeys:
 class LakeWriterLoop:
     """Reads WAL records after the lake's committed positions and flushes them in batches."""
 
-    def __init__(self, settings: Settings, stats: Any) -> None:
+    def __init__(self, settings: Settings, stats: Any, shard: int = 0) -> None:
         self.settings = settings
         self.stats = stats
+        self.shard = shard
+        self.wal_dir = settings.wal_shard_dir(shard)
         self.lake = LakeWriter(settings.lake_dir)
-        self.positions = {t: self.lake.committed_position(t) for t in schema.TABLES}
-        self.reader = WalReader(settings.wal_dir, min(self.positions.values()))
+        self.positions = {t: self.lake.committed_position(t, shard) for t in schema.TABLES}
+        self.reader = WalReader(self.wal_dir, min(self.positions.values()))
+        # Position just after the last record converted: what a flush may commit. (The reader
+        # itself may be ahead, holding records of its current chunk not yet converted.)
+        self.consumed = min(self.positions.values())
         decoder = AttributeDecoder(settings.max_attribute_bytes, settings.max_anyvalue_depth)
+        self.genai = GenAINormalizer()  # prices, content rows; shared by the span and log builders
+        self.genai_dedup = GenAIDedup()
         self.builders: dict[str, Any] = {
-            schema.SPANS: SpanBuilder(decoder, int(settings.clock_skew_s * 1e9)),
-            schema.LOGS: LogBuilder(decoder),
+            schema.SPANS: SpanBuilder(decoder, int(settings.clock_skew_s * 1e9), self.genai),
+            schema.LOGS: LogBuilder(decoder, self.genai),
             schema.METRIC_POINTS: MetricBuilder(decoder),
         }
         self.recent = RecentKeys(settings.dedup_window_spans)
@@ -83,50 +94,66 @@ class LakeWriterLoop:
     def step(self) -> bool:
         """Consume what the WAL holds now, flush if due; returns whether anything was read."""
         read_any = False
-        for rec in self.reader.read_available():
+        for rec in self.reader.read_available(max_bytes=READ_CHUNK_BYTES):
             read_any = True
             table = SIGNAL_TABLE[rec.signal]
-            if rec.end_position <= self.positions[table]:
-                continue  # already committed before a restart
-            request = SIGNALS[rec.signal].request.FromString(rec.payload)
-            self.builders[table].add_request(request, rec.received_ns)
+            if rec.end_position > self.positions[table]:  # else: committed before a restart
+                request = SIGNALS[rec.signal].request.FromString(rec.payload)
+                self.builders[table].add_request(request, rec.received_ns)
+            self.consumed = rec.end_position
             if self.pending_since is None:
                 self.pending_since = time.monotonic()
-            if self.pending_rows() >= self.settings.flush_max_rows:
+            if self.pending_rows() >= self.settings.flush_max_rows or self._flush_due():
                 self.flush()
-        if self.pending_since is not None and (
-                time.monotonic() - self.pending_since >= self.settings.flush_interval_s):
+        if self._flush_due():
             self.flush()
         return read_any
 
+    def _flush_due(self) -> bool:
+        return self.pending_since is not None and (
+            time.monotonic() - self.pending_since >= self.settings.flush_interval_s)
+
     def flush(self) -> None:
         """Commit every table's pending rows, each with the WAL position read so far."""
-        position = self.reader.position
+        position = self.consumed
         started = time.perf_counter()
         for table, builder in self.builders.items():
             if not len(builder):
                 continue
             if table == schema.SPANS:
                 keep = [not self.recent.seen_or_add(k) for k in builder.ids]
-                data = builder.take(keep)
+                data = self.genai_dedup.mark(builder.take(keep))
                 self.counters["duplicates"] += len(keep) - data.num_rows
             else:
                 data = builder.take()
-            self.lake.append(table, data, position)
+            self.lake.append(table, data, position, self.shard)
             self.positions[table] = position
             self.counters[f"written_{table}"] += data.num_rows
+        self._flush_genai(position)
         elapsed = time.perf_counter() - started
         self.counters["flushes"] += 1
         self.counters["flush_seconds"] += elapsed
         self.counters["last_flush_s"] = elapsed
         self.pending_since = None
         # Tables with nothing pending are caught up to here too; older segments can go.
-        delete_segments_before(self.settings.wal_dir, position)
+        delete_segments_before(self.wal_dir, position)
+        # The builders' garbage is gone now: collect the young generations here, not mid-batch.
+        gc.collect(1)
         self.report(position)
+
+    def _flush_genai(self, position: int) -> None:
+        """Commit the pending span_content rows and publish the normaliser's counters."""
+        if len(self.genai.content):
+            data = self.genai.content.take()
+            self.lake.append(schema.SPAN_CONTENT, data, position, self.shard)
+            self.positions[schema.SPAN_CONTENT] = position
+            self.counters[f"written_{schema.SPAN_CONTENT}"] += data.num_rows
+        self.counters.update(self.genai.counters(), genai_duplicates=self.genai_dedup.marked)
 
     def report(self, position: int | None = None) -> None:
         try:
-            self.stats.put_nowait({"position": position if position is not None else self.reader.position,
+            self.stats.put_nowait({"shard": self.shard,
+                                   "position": position if position is not None else self.consumed,
                                    **self.counters})
         except queue.Full:
             pass
@@ -143,18 +170,22 @@ def _maintenance(settings: Settings, stop: Any, stats: Any) -> None:
             done = maintainer.run(dt.datetime.now(dt.timezone.utc).date())
             logger.info("maintenance: %s", done)
             size, files = lake_size(settings.lake_dir)
-            stats.put_nowait({"lake_bytes": size, "lake_files": files})
+            stats.put_nowait({"shard": -1, "lake_bytes": size, "lake_files": files})
         except Exception:  # thread boundary: log, try again next round
             logger.exception("maintenance round failed")
         next_run = time.monotonic() + settings.compact_interval_s
 
 
-def writer_main(settings: Settings, stats: Any, stop: Any, ready: Any) -> None:
-    """Entry point of the spawned writer process; drains the WAL before exiting on ``stop``."""
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s writer %(message)s")
-    loop = LakeWriterLoop(settings, stats)
-    maint = threading.Thread(target=_maintenance, args=(settings, stop, stats), daemon=True)
-    maint.start()
+def writer_main(settings: Settings, shard: int, stats: Any, stop: Any, ready: Any) -> None:
+    """Entry point of a spawned writer process; drains its WAL shard before exiting on ``stop``."""
+    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s %(levelname)s writer-{shard} %(message)s")
+    loop = LakeWriterLoop(settings, stats, shard)
+    if shard == 0:  # one maintainer per lake is enough
+        threading.Thread(target=_maintenance, args=(settings, stop, stats), daemon=True).start()
+    # Conversion allocates millions of short-lived objects per flush; automatic collections
+    # mid-batch cost more than the conversion itself. Collect after each flush instead.
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 50)
     ready.set()
     last_report = 0.0
     while True:
@@ -172,12 +203,20 @@ def writer_main(settings: Settings, stats: Any, stop: Any, ready: Any) -> None:
             time.sleep(0.02)
 
 
-def start_writer(settings: Settings) -> tuple[Any, Any, Any, Any]:
-    """Spawn the writer (deltalake's runtime does not survive fork); returns (process, stats, stop, ready)."""
+def start_writers(settings: Settings) -> tuple[list[Any], Any, Any, list[Any]]:
+    """Spawn one writer per WAL shard (deltalake's runtime does not survive fork).
+
+    Returns (processes, shared stats queue, shared stop event, ready events).
+    """
     ctx = mp.get_context("spawn")
     stats = ctx.Queue(maxsize=1000)
     stop = ctx.Event()
-    ready = ctx.Event()
-    proc = ctx.Process(target=writer_main, args=(settings, stats, stop, ready), name="spanlake-writer", daemon=True)
-    proc.start()
-    return proc, stats, stop, ready
+    procs, readies = [], []
+    for shard in range(settings.writers):
+        ready = ctx.Event()
+        proc = ctx.Process(target=writer_main, args=(settings, shard, stats, stop, ready),
+                           name=f"spanlake-writer-{shard}", daemon=True)
+        proc.start()
+        procs.append(proc)
+        readies.append(ready)
+    return procs, stats, stop, readies

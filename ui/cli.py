@@ -38,7 +38,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
     settings = _settings(args, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
                          retention_days=args.retention_days, auth_token=args.auth_token)
     _setup_logging(settings.log_level)
-    collector = Collector(settings)
+    collector = Collector(settings, extra_routes=_analytics_routes(settings))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -47,6 +47,71 @@ def cmd_collector(args: argparse.Namespace) -> int:
           f"OTLP/HTTP http://{settings.host}:{collector.http.port}  data {settings.data_dir}", flush=True)
     wait_forever(collector, stop)
     collector.stop()
+    return 0
+
+
+def _analytics_routes(settings: Any) -> dict[str, Any]:
+    """GET /v1/budgets, served by analytics (the collector itself never imports analytics)."""
+    try:
+        from spanlake.analytics.budgets import budgets_route_from_settings
+    except ImportError:  # light install without the analytics extras: no budgets route
+        return {}
+    return {"/v1/budgets": budgets_route_from_settings(settings)}
+
+
+def _progress_bar(i: int, total: int, name: str) -> None:
+    width = 30
+    filled = width * i // max(total, 1)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{total} {name:<24}")
+    if i >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from spanlake.analytics import Window, analyze, load_config
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    config = load_config(settings.extra)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while True:
+        now = dt.datetime.now(dt.timezone.utc)
+        progress = _progress_bar if sys.stderr.isatty() else None
+        try:
+            outcome = analyze(settings, config, now, Window.last(args.window, now), progress)
+        except KeyboardInterrupt:
+            return 130
+        firing = 0 if outcome.alerts is None else int((outcome.alerts["state"] == "firing").sum())
+        print(f"{now:%Y-%m-%d %H:%M:%S} analyze: {len(outcome.results)} jobs in {sum(outcome.seconds.values()):.1f}s, "
+              f"{len(outcome.failures)} failed, {firing} alerts firing, "
+              f"{len(outcome.transitions)} changed; catalog {outcome.catalog}", flush=True)
+        for name, error in outcome.failures.items():
+            print(f"  job {name} failed: {error}", file=sys.stderr)
+        if not args.every:
+            return 1 if outcome.failures else 0
+        try:
+            if stop.wait(args.every):
+                return 0
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from spanlake.analytics import Window, build_report, load_config, render_json, render_text
+    from spanlake.collector.storage.reader import open_snapshot
+
+    settings = _settings(args)
+    now = dt.datetime.now(dt.timezone.utc)
+    with open_snapshot(settings.lake_dir) as snap:
+        report = build_report(snap, load_config(settings.extra), now, Window.last(args.window, now),
+                              settings.lake_dir)
+    print(render_json(report) if args.json else render_text(report))
     return 0
 
 
@@ -88,6 +153,24 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reprice(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from spanlake.collector.reprice import reprice
+
+    try:
+        since = dt.date.fromisoformat(args.since)
+    except ValueError:
+        print(f"error: --since wants a date like 2026-11-01, got {args.since!r}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    result = reprice(settings.lake_dir, since)
+    print(f"repriced {result.repriced} of {result.rows_read} spans since {since.isoformat()}; "
+          f"{result.unpriced} with a model genai-prices does not know (cost left NULL)")
+    return 0
+
+
 def cmd_fake_llm(args: argparse.Namespace) -> int:
     from spanlake.instrumentation.fake_llm import main as fake_main
 
@@ -126,6 +209,23 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_flag(p)
     p.add_argument("--retention-days", type=int, default=None)
     p.set_defaults(func=cmd_compact)
+
+    p = sub.add_parser("reprice", help="recompute stored LLM costs with the current genai-prices data")
+    _data_dir_flag(p)
+    p.add_argument("--since", required=True, help="first UTC day to reprice (YYYY-MM-DD)")
+    p.set_defaults(func=cmd_reprice)
+
+    p = sub.add_parser("analyze", help="run every analytic, write result tables, alerts and spanlake.duckdb")
+    _data_dir_flag(p)
+    p.add_argument("--every", type=float, default=None, metavar="SECONDS", help="repeat every N seconds")
+    p.add_argument("--window", default="24h", help="window the findings cover (default 24h)")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("report", help="print the findings for a window as tables (or --json)")
+    _data_dir_flag(p)
+    p.add_argument("--window", default="24h", help="how far back from now (default 24h; e.g. 1h, 7d)")
+    p.add_argument("--json", action="store_true", help="one JSON document instead of tables")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("fake-llm", help="local OpenAI/Anthropic-compatible server", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -22,8 +22,12 @@ from spanlake.collector.storage import schema
 
 logger = logging.getLogger(__name__)
 
-WAL_APP_ID = "spanlake-wal"
+WAL_APP_ID = "spanlake-wal-{shard}"  # one Delta app transaction per WAL shard
 TARGET_FILE_BYTES = 128 * 1024 * 1024
+# A commit per flush per writer means thousands of log entries a day: keep the log short (readers
+# pin their file list when they open a snapshot, so they never need old log entries).
+TABLE_CONFIG = {"delta.logRetentionDuration": "interval 2 hours", "delta.enableExpiredLogCleanup": "true",
+                "delta.checkpointInterval": "100"}
 _WRITER_PROPS = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=122_880)
 
 
@@ -38,7 +42,7 @@ def ensure_tables(lake_dir: Path) -> None:
         if not DeltaTable.is_deltatable(str(path)):
             path.mkdir(parents=True, exist_ok=True)
             DeltaTable.create(str(path), schema=schema.arrow_schema(table), mode="ignore",
-                              partition_by=[schema.PARTITION_COLUMN], name=table)
+                              partition_by=[schema.PARTITION_COLUMN], name=table, configuration=TABLE_CONFIG)
 
 
 class LakeWriter:
@@ -50,18 +54,18 @@ class LakeWriter:
         ensure_tables(lake_dir)
         self._tables = {t: DeltaTable(str(table_path(lake_dir, t))) for t in schema.TABLES}
 
-    def committed_position(self, table: str) -> int:
-        """The WAL position the table's last append reached (0 when none)."""
+    def committed_position(self, table: str, shard: int = 0) -> int:
+        """The position in WAL shard ``shard`` that the table's appends reached (0 when none)."""
         self._tables[table].update_incremental()
-        return self._tables[table].transaction_version(WAL_APP_ID) or 0
+        return self._tables[table].transaction_version(WAL_APP_ID.format(shard=shard)) or 0
 
-    def append(self, table: str, data: pa.Table, wal_position: int) -> None:
-        """Append rows (sorted by time) and the WAL position in one commit."""
+    def append(self, table: str, data: pa.Table, wal_position: int, shard: int = 0) -> None:
+        """Append rows (sorted by time) and the WAL shard's position in one commit."""
         if data.num_rows == 0:
             return
         data = data.sort_by([(schema.SORT_COLUMN[table], "ascending")])
-        props = CommitProperties(app_transactions=[Transaction(app_id=WAL_APP_ID, version=wal_position)],
-                                 max_commit_retries=50)
+        txn = Transaction(app_id=WAL_APP_ID.format(shard=shard), version=wal_position)
+        props = CommitProperties(app_transactions=[txn], max_commit_retries=50)
         target = self._tables[table]
         target.update_incremental()
         write_deltalake(target, data, mode="append", partition_by=[schema.PARTITION_COLUMN],

@@ -80,3 +80,23 @@ def open_snapshot(lake_dir: Path, threads: int | None = None) -> LakeSnapshot:
             con.register(f"_empty_{table}", empty)
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM _empty_{table}")
     return snap
+
+
+def search_content(snap: LakeSnapshot, text: str, *, since: Any = None, limit: int = 100) -> pa.Table:
+    """Spans whose prompt, completion or system instructions contain ``text`` (case-insensitive substring).
+
+    One row per span (content from span attributes preferred over content from log records), newest
+    first: trace_id, span_id, time, service_name, input_messages, output_messages, system_instructions,
+    source. ``since`` (a datetime) limits the scan to recent partitions.
+    """
+    where = "strpos(lower(coalesce(input_messages, '') || chr(10) || coalesce(output_messages, '') || chr(10) " \
+            "|| coalesce(system_instructions, '')), lower($text)) > 0"
+    params: dict[str, Any] = {"text": text, "limit": int(limit)}
+    if since is not None:
+        where += f" AND time >= $since AND {schema.PARTITION_COLUMN} >= CAST($since AS DATE)"
+        params["since"] = since
+    query = (f"SELECT trace_id, span_id, time, service_name, input_messages, output_messages, system_instructions, "
+             f"source FROM {schema.SPAN_CONTENT} WHERE {where} "
+             f"QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY source = 'span' DESC) = 1 "
+             f"ORDER BY time DESC LIMIT $limit")
+    return snap.sql(query, params)

@@ -15,7 +15,8 @@ PARTITION_COLUMN = "dt"
 SPANS = "spans"
 LOGS = "logs"
 METRIC_POINTS = "metric_points"
-TABLES = (SPANS, LOGS, METRIC_POINTS)
+SPAN_CONTENT = "span_content"
+TABLES = (SPANS, LOGS, METRIC_POINTS, SPAN_CONTENT)
 
 TS = pa.timestamp("us", tz="UTC")
 STR_MAP = pa.map_(pa.string(), pa.string())
@@ -87,7 +88,35 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     Column("cost_usd", pa.float64(), "cost of the call in USD; NULL when unknown"),
     Column("output_chars", pa.int64(), "length of the output text in characters"),
     Column("environment", pa.string(), "deployment.environment.name (or its deprecated forms)"),
+    # Added by the GenAI normaliser (issue 3).
+    Column("emitter", pa.string(), "which instrumentation emitted the GenAI span: otel-genai, openllmetry, "
+           "openlit, openinference, langfuse, anthropic-sdk, spanlake"),
+    Column("request_params", STR_MAP, "request parameters the call actually sent (temperature, max_tokens, ...); "
+           "values JSON-encoded; known emitter defaults that were never sent are left out"),
+    Column("tags", STR_MAP, "other tags/metadata (association properties, Langfuse/OpenInference metadata, tag lists)"),
+    Column("prompt_template", pa.string(), "prompt template text"),
+    Column("http_status", pa.int32(), "HTTP status of the provider call, where known"),
+    Column("ttft_source", pa.string(), "where ttft_s came from: attribute, span_event, iso_timestamp"),
+    Column("cost_source", pa.string(), "where cost_usd came from: emitter (reported by the instrumentation) or genai-prices"),
+    Column("price_version", pa.string(), "price data version used for cost_usd (e.g. genai-prices==0.2.3, or the emitter)"),
+    Column("duplicate_of", pa.string(), "span_id of the span kept for the same LLM call seen by another "
+           "instrumentation; filter duplicate_of IS NULL when summing tokens or cost"),
     Column(PARTITION_COLUMN, pa.date32(), "UTC day of start_time (partition column)"),
+)
+
+# Prompt/completion content, one row per span, kept out of `spans` so list and aggregate queries
+# never read it. Messages use the OTel GenAI parts shape, JSON-encoded.
+SPAN_CONTENT_COLUMNS: tuple[Column, ...] = (
+    Column("trace_id", pa.string(), "trace id of the span the content belongs to"),
+    Column("span_id", pa.string(), "span id of the span the content belongs to"),
+    Column("time", TS, "span start (content from spans) or log record time (content from log records)"),
+    Column("service_name", pa.string(), "service.name of the emitting resource (with fallbacks)"),
+    Column("input_messages", pa.string(), "JSON [{role, parts:[{type, content, ...}]}] without system messages"),
+    Column("output_messages", pa.string(), "JSON [{role, parts, finish_reason}]"),
+    Column("system_instructions", pa.string(), "JSON [{type, content}]"),
+    Column("source", pa.string(), "span (span attributes) or logs (log records joined by trace and span id)"),
+    Column("truncated", pa.bool_(), "a text was cut by the content size cap (marked in the text)"),
+    Column(PARTITION_COLUMN, pa.date32(), "UTC day of time (partition column)"),
 )
 
 LOG_COLUMNS: tuple[Column, ...] = (
@@ -142,10 +171,11 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     SPANS: SPAN_COLUMNS,
     LOGS: LOG_COLUMNS,
     METRIC_POINTS: METRIC_POINT_COLUMNS,
+    SPAN_CONTENT: SPAN_CONTENT_COLUMNS,
 }
 
 # Columns each table is sorted by inside a file, so time-window queries prune row groups.
-SORT_COLUMN = {SPANS: "start_time", LOGS: "time", METRIC_POINTS: "time"}
+SORT_COLUMN = {SPANS: "start_time", LOGS: "time", METRIC_POINTS: "time", SPAN_CONTENT: "time"}
 
 
 def arrow_schema(table: str) -> pa.Schema:

@@ -1,0 +1,87 @@
+"""Recompute stored LLM costs with the current genai-prices data (``spanlake reprice``).
+
+Rows whose cost the emitter reported keep it; rows priced by genai-prices, or left unpriced, are
+priced again from their provider, model, token kinds and start time. The affected day partitions
+of ``spans`` are rewritten in one atomic Delta commit (overwrite with a predicate), so readers see
+either the old or the new costs; a commit that races the collector's appends is retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+from spanlake.collector.normalize import LLM_OPERATIONS
+from spanlake.collector.pricing import PRICE_SOURCE, PRICE_VERSION, PriceBook, Tokens
+from spanlake.collector.storage import schema
+from spanlake.collector.storage.lake_writer import table_path
+
+_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class RepriceResult:
+    rows_read: int
+    repriced: int
+    unpriced: int
+
+
+def _new_costs(table: pa.Table, prices: PriceBook) -> tuple[list[float | None], list[str | None],
+                                                            list[str | None], int]:
+    """cost_usd / cost_source / price_version per row, and how many rows were (re)priced."""
+    cols = table.select(["operation", "provider", "request_model", "response_model", "input_tokens",
+                         "output_tokens", "cached_input_tokens", "cache_write_tokens", "start_time_unix_nano",
+                         "cost_usd", "cost_source", "price_version"]).to_pylist()
+    costs, sources, versions, done = [], [], [], 0
+    for row in cols:
+        priceable = (row["operation"] in LLM_OPERATIONS and row["cost_source"] != "emitter"
+                     and (row["input_tokens"] is not None or row["output_tokens"] is not None))
+        if not priceable:
+            costs.append(row["cost_usd"])
+            sources.append(row["cost_source"])
+            versions.append(row["price_version"])
+            continue
+        tokens = Tokens(row["input_tokens"] or 0, row["output_tokens"] or 0, row["cached_input_tokens"] or 0,
+                        row["cache_write_tokens"] or 0)
+        cost = prices.cost(row["provider"], row["response_model"] or row["request_model"], tokens,
+                           row["start_time_unix_nano"])
+        costs.append(cost)
+        sources.append(PRICE_SOURCE if cost is not None else None)
+        versions.append(PRICE_VERSION if cost is not None else None)
+        done += 1
+    return costs, sources, versions, done
+
+
+def reprice(lake_dir: Path, since: dt.date) -> RepriceResult:
+    """Reprice every span that started on or after ``since`` (UTC day) and rewrite those partitions."""
+    path = str(table_path(lake_dir, schema.SPANS))
+    predicate = f"{schema.PARTITION_COLUMN} >= '{since.isoformat()}'"
+    for attempt in range(_RETRIES):
+        target = DeltaTable(path)
+        data = target.to_pyarrow_dataset().to_table(
+            filter=pc.field(schema.PARTITION_COLUMN) >= pa.scalar(since, pa.date32()))
+        prices = PriceBook()
+        costs, sources, versions, done = _new_costs(data, prices)
+        for name, values, kind in (("cost_usd", costs, pa.float64()), ("cost_source", sources, pa.string()),
+                                   ("price_version", versions, pa.string())):
+            position = data.schema.get_field_index(name)
+            data = data.set_column(position, data.schema.field(position), pa.array(values, kind))
+        if data.num_rows == 0:
+            return RepriceResult(0, 0, 0)
+        data = data.sort_by([(schema.SORT_COLUMN[schema.SPANS], "ascending")])
+        try:
+            write_deltalake(target, data, mode="overwrite", predicate=predicate,
+                            partition_by=[schema.PARTITION_COLUMN], schema_mode="merge",
+                            writer_properties=WriterProperties(compression="ZSTD"))
+        except CommitFailedError:
+            time.sleep(0.5 * (attempt + 1))  # the collector appended meanwhile: read again, price again
+            continue
+        return RepriceResult(data.num_rows, done, prices.unpriced)
+    raise RuntimeError(f"reprice: could not commit after {_RETRIES} attempts (concurrent writes)")
