@@ -128,7 +128,8 @@ def lake_size(lake_dir: Path) -> tuple[int, int]:
     total = files = 0
     for table in schema.TABLES:
         try:
-            actions = DeltaTable(str(table_path(lake_dir, table))).get_add_actions(flatten=True)
+            # deltalake returns an arro3 table; pa.table() takes it through the Arrow C interface.
+            actions = pa.table(DeltaTable(str(table_path(lake_dir, table))).get_add_actions(flatten=True))
         except TableNotFoundError:
             continue
         files += actions.num_rows
