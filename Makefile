@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/spanlake demo $(DEMO_ARGS)
+	$(BIN)/spanlake collector --data-dir spanlake-data $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -66,7 +66,7 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     Column("received_time", TS, "when the collector received the span"),
     # Typed GenAI columns (normalised from whichever convention the emitter follows).
     Column("operation", pa.string(), "GenAI operation: chat, embeddings, text_completion, execute_tool, invoke_agent, ..."),
-    Column("provider", pa.string(), "GenAI provider (gen_ai.provider.name or older equivalents)"),
+    Column("provider", pa.string(), "GenAI provider (the semconv provider name, or older equivalents)"),
     Column("request_model", pa.string(), "model asked for"),
     Column("response_model", pa.string(), "model that answered"),
     Column("response_id", pa.string(), "provider response id"),
