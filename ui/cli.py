@@ -93,8 +93,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"  job {name} failed: {error}", file=sys.stderr)
         if not args.every:
             return 1 if outcome.failures else 0
+        elapsed = (dt.datetime.now(dt.timezone.utc) - now).total_seconds()
         try:
-            if stop.wait(args.every):
+            if stop.wait(max(0.0, args.every - elapsed)):  # --every is the period, not the pause
                 return 0
         except KeyboardInterrupt:
             return 0

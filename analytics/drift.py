@@ -1,0 +1,142 @@
+"""Output drift: has the distribution of output length (or an evaluation score) moved?
+
+For each group (prompt name/version and model by default), the current window is compared with a
+baseline window: two-sample KS test, PSI and effect size (Cohen's d, mean change). A group is
+judged only when both windows have at least ``min_n`` values; drift needs significance *and* a
+material shift (PSI), so huge samples don't flag trivial differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from spanlake.analytics import stats
+from spanlake.analytics.lake import Lake, as_lake, to_frame
+from spanlake.analytics.window import Window
+from spanlake.instrumentation import semconv as sc
+
+OUTPUT_GROUPS = ("prompt_name", "prompt_version", "request_model")
+OUTPUT_METRICS = ("output_tokens", "output_chars")
+EVAL_GROUPS = ("evaluation_name",)
+COLUMNS = ["metric", "group", "n_baseline", "n_current", "mean_baseline", "mean_current", "change_pct",
+           "ks_d", "ks_p", "psi", "cohens_d", "rate_baseline", "rate_current", "rate_p", "drift", "reason"]
+
+
+@dataclass(frozen=True)
+class DriftParams:
+    """Thresholds: significance level, minimum PSI for a material shift, minimum sample per window."""
+
+    alpha: float = 0.01
+    psi_threshold: float = 0.1
+    min_n: int = 100
+    max_sample: int = 20_000
+    seed: int = 0
+
+
+def compare(baseline: np.ndarray, current: np.ndarray, params: DriftParams) -> dict[str, Any]:
+    """All drift statistics of one metric in one group (NaNs dropped; samples capped for speed)."""
+    baseline, current = _clean(baseline, params), _clean(current, params)
+    row: dict[str, Any] = {"n_baseline": len(baseline), "n_current": len(current)}
+    if min(len(baseline), len(current)) < params.min_n:
+        return {**row, "drift": False, "reason": f"fewer than {params.min_n} values in a window"}
+    ks = stats.ks_test(baseline, current)
+    mean_b, mean_c = float(baseline.mean()), float(current.mean())
+    row.update(mean_baseline=mean_b, mean_current=mean_c,
+               change_pct=(mean_c - mean_b) / abs(mean_b) * 100 if mean_b else None,
+               ks_d=ks.statistic, ks_p=ks.p_value, psi=stats.psi(baseline, current),
+               cohens_d=stats.cohens_d(baseline, current))
+    drift = ks.p_value < params.alpha and row["psi"] >= params.psi_threshold
+    row["drift"] = bool(drift)
+    row["reason"] = (f"KS D={ks.statistic:.3f} p={ks.p_value:.2g}, PSI={row['psi']:.3f}, "
+                     f"mean {mean_b:.4g} → {mean_c:.4g}") if drift else "no material shift"
+    return row
+
+
+def _clean(values: np.ndarray, params: DriftParams) -> np.ndarray:
+    values = np.asarray(values, float)
+    values = values[~np.isnan(values)]
+    if len(values) > params.max_sample:
+        values = np.random.default_rng(params.seed).choice(values, params.max_sample, replace=False)
+    return values
+
+
+def _group_label(keys: Sequence[str], values: Any) -> str:
+    values = values if isinstance(values, tuple) else (values,)
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, values) if v is not None and not pd.isna(v)) or "all"
+
+
+def _compare_frames(base: pd.DataFrame, cur: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str],
+                    params: DriftParams, rate_of: str | None = None) -> pd.DataFrame:
+    """Compare every group present in the current window, metric by metric."""
+    rows = []
+    base_groups = {k: g for k, g in base.groupby(list(keys), dropna=False)} if len(base) else {}
+    for key, cur_group in cur.groupby(list(keys), dropna=False):
+        base_group = base_groups.get(key, base.iloc[0:0])
+        for metric in metrics:
+            row = {"metric": metric, "group": _group_label(keys, key),
+                   **compare(base_group[metric].to_numpy(float), cur_group[metric].to_numpy(float), params)}
+            if rate_of == metric:
+                row.update(_rate_compare(base_group[metric].to_numpy(float), cur_group[metric].to_numpy(float),
+                                         params))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _rate_compare(baseline: np.ndarray, current: np.ndarray, params: DriftParams) -> dict[str, Any]:
+    """Positive-rate (score ≥ 0.5) comparison, for feedback-style scores (thumbs up = 1)."""
+    b, c = baseline[~np.isnan(baseline)], current[~np.isnan(current)]
+    if min(len(b), len(c)) < params.min_n:
+        return {}
+    test = stats.two_proportions(int((b >= 0.5).sum()), len(b), int((c >= 0.5).sum()), len(c))
+    return {"rate_baseline": float((b >= 0.5).mean()), "rate_current": float((c >= 0.5).mean()),
+            "rate_p": test.p_value}
+
+
+def _output_values(lake: Lake, window: Window, keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    t = lake.spans(window)
+    t = t.filter(t.operation.isin(["chat", "text_completion", "generate_content"]) | t.operation.isnull())
+    cols = [*lake.dimensions(t, list(keys)), *[t[m].cast("float64").name(m) for m in metrics]]
+    return to_frame(t.select(cols))
+
+
+def output_drift(source: Any, current: Window, baseline: Window, group_by: Sequence[str] = OUTPUT_GROUPS,
+                 metrics: Sequence[str] = OUTPUT_METRICS, params: DriftParams = DriftParams()) -> pd.DataFrame:
+    """Output tokens/characters drift per group, current vs baseline window; drifting groups first."""
+    lake = as_lake(source)
+    base = _output_values(lake, baseline, group_by, metrics)
+    cur = _output_values(lake, current, group_by, metrics)
+    frame = _compare_frames(base, cur, group_by, metrics, params)
+    return frame.sort_values(["drift", "psi"], ascending=[False, False], na_position="last", ignore_index=True)
+
+
+def eval_scores(lake: Lake, window: Window, span_keys: Sequence[str]) -> pd.DataFrame:
+    """Evaluation scores in ``window`` with their evaluation name (and span columns via span_id)."""
+    logs = lake.logs(window, sc.EVENT_EVALUATION_RESULT)
+    scores = logs.select(
+        span_id=logs.span_id, evaluation_name=logs.attributes.get(sc.GEN_AI_EVALUATION_NAME),
+        score=logs.attributes.get(sc.GEN_AI_EVALUATION_SCORE_VALUE).try_cast("float64"))
+    if span_keys:
+        spans = lake.spans(window.extend_back("1d"))
+        spans = spans.select(spans.span_id, *lake.dimensions(spans, list(span_keys)))
+        scores = scores.left_join(spans, "span_id").select(scores, *[spans[k] for k in span_keys])
+    return to_frame(scores.filter(scores.score.notnull()))
+
+
+def eval_drift(source: Any, current: Window, baseline: Window, group_by: Sequence[str] = EVAL_GROUPS,
+               params: DriftParams = DriftParams()) -> pd.DataFrame:
+    """Evaluation-score / feedback drift per evaluation name (and span columns such as prompt_version)."""
+    lake = as_lake(source)
+    span_keys = [k for k in group_by if k != "evaluation_name"]
+    base = eval_scores(lake, baseline, span_keys)
+    cur = eval_scores(lake, current, span_keys)
+    frame = _compare_frames(base, cur, group_by, ["score"], params, rate_of="score")
+    frame["metric"] = "evaluation_score"
+    drift_rate = frame["rate_p"].fillna(1.0) < params.alpha
+    frame["drift"] = frame["drift"] | drift_rate
+    return frame.sort_values(["drift", "psi"], ascending=[False, False], na_position="last", ignore_index=True)
+
+

@@ -1,0 +1,172 @@
+"""Prompt versions: a candidate version (or canary) against its control, live, with a verdict.
+
+Continuous metrics (latency, TTFT, cost per request, output length, evaluation scores) use the
+Mann–Whitney test; rates (errors, refusals, positive feedback) the two-proportion z-test. The
+verdict: **roll back** when any gating metric is significantly worse by a material margin;
+**keep watching** while any arm has fewer than ``min_n`` calls; otherwise **promote**.
+Output length is reported but never gates: longer is not worse by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from spanlake.analytics import stats
+from spanlake.analytics.drift import eval_scores
+from spanlake.analytics.errors import refusal
+from spanlake.analytics.lake import Lake, as_lake, to_frame
+from spanlake.analytics.window import Window
+from spanlake.instrumentation import semconv as sc
+
+PROMOTE, WATCH, ROLLBACK = "promote", "keep watching", "roll back"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: str  # "continuous" or "rate"
+    better: str  # "lower", "higher" or "none" (informational)
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("duration_ms", "continuous", "lower"), Metric("ttft_s", "continuous", "lower"),
+    Metric("cost_usd", "continuous", "lower"), Metric("output_tokens", "continuous", "none"),
+    Metric("error", "rate", "lower"), Metric("refusal", "rate", "lower"),
+)
+
+
+@dataclass(frozen=True)
+class VerdictParams:
+    alpha: float = 0.01
+    min_n: int = 200
+    min_effect: float = 0.05  # relative change (means) or absolute rate difference that matters
+
+
+@dataclass
+class Verdict:
+    prompt_name: str
+    control: str
+    candidate: str
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _calls(lake: Lake, window: Window, prompt_name: str) -> pd.DataFrame:
+    t = lake.spans(window)
+    t = t.filter(t.prompt_name == prompt_name, t.prompt_version.notnull())
+    return to_frame(t.select(t.span_id, t.prompt_version, t.duration_ms, t.ttft_s, t.cost_usd,
+                             t.output_tokens.cast("float64").name("output_tokens"),
+                             lake.failed(t).cast("float64").name("error"),
+                             refusal(t).cast("float64").name("refusal")))
+
+
+def _compare(metric: Metric, control: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    control, candidate = control[~np.isnan(control)], candidate[~np.isnan(candidate)]
+    row: dict[str, Any] = {"metric": metric.name, "kind": metric.kind, "better": metric.better,
+                           "n_control": len(control), "n_candidate": len(candidate)}
+    if min(len(control), len(candidate)) < 2:
+        return {**row, "p_value": None, "control": None, "candidate": None, "change": None}
+    c_mean, k_mean = float(control.mean()), float(candidate.mean())
+    if metric.kind == "rate":
+        test = stats.two_proportions(int(control.sum()), len(control), int(candidate.sum()), len(candidate))
+        change = k_mean - c_mean
+    else:
+        test = stats.mann_whitney(control, candidate)
+        change = (k_mean - c_mean) / abs(c_mean) if c_mean else 0.0
+    return {**row, "control": c_mean, "candidate": k_mean, "change": change, "p_value": test.p_value}
+
+
+def _judge(row: dict[str, Any], params: VerdictParams) -> str:
+    """'worse', 'better', 'same', 'thin' (not enough data) or 'info' for one metric row."""
+    if row["better"] == "none":
+        return "info"
+    if row["p_value"] is None or min(row["n_control"], row["n_candidate"]) < params.min_n:
+        return "thin" if row["n_control"] or row["n_candidate"] else "info"
+    if row["p_value"] >= params.alpha or abs(row["change"]) < params.min_effect:
+        return "same"
+    up_is_bad = row["better"] == "lower"
+    return "worse" if (row["change"] > 0) == up_is_bad else "better"
+
+
+def _describe(row: dict[str, Any]) -> str:
+    change = f"{row['change']:+.1%}" if row["kind"] == "continuous" else f"{row['change'] * 100:+.1f} pts"
+    return f"{row['metric']} {row['control']:.4g} → {row['candidate']:.4g} ({change}, p={row['p_value']:.2g})"
+
+
+def _eval_rows(lake: Lake, window: Window, calls: pd.DataFrame, control: str, candidate: str
+               ) -> list[dict[str, Any]]:
+    scores = eval_scores(lake, window, ["prompt_version"])
+    scores = scores[scores["span_id"].isin(calls["span_id"])]
+    rows = []
+    for name, group in scores.groupby("evaluation_name"):
+        is_feedback = name == sc.GEN_AI_EVALUATION_USER_FEEDBACK
+        metric = Metric("feedback_positive" if is_feedback else f"eval:{name}",
+                        "rate" if is_feedback else "continuous", "higher")
+        values = {v: g["score"].to_numpy(float) for v, g in group.groupby("prompt_version")}
+        a, b = values.get(control, np.array([])), values.get(candidate, np.array([]))
+        if is_feedback:
+            a, b = (a >= 0.5).astype(float), (b >= 0.5).astype(float)
+        rows.append(_compare(metric, a, b))
+    return rows
+
+
+def compare_versions(source: Any, window: Window, prompt_name: str, candidate: str, control: str,
+                     params: VerdictParams = VerdictParams()) -> Verdict:
+    """Every metric of ``candidate`` against ``control`` for ``prompt_name`` in ``window``, and a verdict."""
+    lake = as_lake(source)
+    calls = _calls(lake, window, prompt_name)
+    arms = {v: g for v, g in calls.groupby("prompt_version")}
+    empty = calls.iloc[0:0]
+    a, b = arms.get(control, empty), arms.get(candidate, empty)
+    rows = [_compare(m, a[m.name].to_numpy(float), b[m.name].to_numpy(float)) for m in METRICS]
+    rows += _eval_rows(lake, window, calls, control, candidate)
+    for row in rows:
+        row["judgement"] = _judge(row, params)
+    worse = [_describe(r) for r in rows if r["judgement"] == "worse"]
+    better = [_describe(r) for r in rows if r["judgement"] == "better"]
+    thin = min(len(a), len(b)) < params.min_n
+    if worse:
+        verdict, reasons = ROLLBACK, [f"worse: {w}" for w in worse]
+    elif thin:
+        need = f"need {params.min_n} each"
+        verdict, reasons = WATCH, [f"not enough data: control n={len(a)}, candidate n={len(b)}, {need}"]
+    else:
+        verdict = PROMOTE
+        reasons = [f"better: {b_}" for b_ in better] or ["no gating metric significantly different"]
+    return Verdict(prompt_name, control, candidate, verdict, reasons, pd.DataFrame(rows))
+
+
+def _arms(calls: pd.DataFrame) -> tuple[str, str] | None:
+    """Default candidate (the newest version seen) and control (the busiest other version)."""
+    if calls["prompt_version"].nunique() < 2:
+        return None
+    first = calls.groupby("prompt_version")["first_seen"].min().sort_values()
+    candidate = str(first.index[-1])
+    counts = calls[calls["prompt_version"] != candidate].groupby("prompt_version")["calls"].sum()
+    return candidate, str(counts.idxmax())
+
+
+def prompt_verdicts(source: Any, window: Window, params: VerdictParams = VerdictParams(),
+                    prompt_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """One verdict per prompt name with two or more versions live in ``window``."""
+    lake = as_lake(source)
+    t = lake.spans(window)
+    t = t.filter(t.prompt_name.notnull(), t.prompt_version.notnull())
+    versions = to_frame(t.group_by([t.prompt_name, t.prompt_version])
+                        .aggregate(calls=t.count(), first_seen=t.start_time.min()))
+    rows = []
+    for name, calls in versions.groupby("prompt_name"):
+        if prompt_names is not None and name not in prompt_names:
+            continue
+        arms = _arms(calls)
+        if arms is None:
+            continue
+        v = compare_versions(lake, window, str(name), arms[0], arms[1], params)
+        rows.append({"prompt_name": v.prompt_name, "control": v.control, "candidate": v.candidate,
+                     "verdict": v.verdict, "reasons": "; ".join(v.reasons)})
+    return pd.DataFrame(rows, columns=["prompt_name", "control", "candidate", "verdict", "reasons"])
