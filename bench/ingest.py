@@ -188,16 +188,20 @@ def poll_visible(lake: Path, stop: threading.Event, samples: list[tuple[float, i
         stop.wait(0.25)
 
 
-def _rss_peak_kb(pid: int) -> int:
+def _rss_peak_kb(pid: int, verbose: bool = False) -> int:
+    """Peak RSS (VmHWM) summed over the collector and its child processes."""
     total = 0
     pids = [pid] + [int(p) for p in os.popen(f"ps -o pid= --ppid {pid}").read().split()]
     for p in pids:
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
+            status = Path(f"/proc/{p}/status").read_text()
         except FileNotFoundError:
-            pass
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        peak = int(fields["VmHWM"].split()[0])
+        total += peak
+        if verbose:
+            print(f"  pid {p} {fields['Name'].strip():16s} peak RSS {peak / 1024:.0f} MB", file=sys.stderr)
     return total
 
 
@@ -244,7 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     if samples and samples[-1][1] != total:
         print(f"warning: {samples[-1][1]:,} spans visible, {total:,} acknowledged", file=sys.stderr)
     lags = _lags(acks, samples, spans_per_request)
-    rss_kb = _rss_peak_kb(collector.proc.pid)
+    rss_kb = _rss_peak_kb(collector.proc.pid, verbose=args.keep)
     if args.keep:
         import urllib.request
         text = urllib.request.urlopen(f"http://127.0.0.1:{collector.http_port}/metrics").read().decode()

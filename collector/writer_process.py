@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 SIGNAL_TABLE = {"traces": schema.SPANS, "logs": schema.LOGS, "metrics": schema.METRIC_POINTS}
 DEDUP_SEED_WINDOW_S = 15 * 60
+LAKE_SIZE_INTERVAL_S = 30.0
 READ_CHUNK_BYTES = 4 * 1024 * 1024  # small enough that a due flush is never delayed long
 
 
@@ -159,18 +160,30 @@ class LakeWriterLoop:
             pass
 
 
+def _report_lake_size(settings: Settings, stats: Any) -> None:
+    size, files = lake_size(settings.lake_dir)
+    try:
+        stats.put_nowait({"shard": -1, "lake_bytes": size, "lake_files": files})
+    except queue.Full:
+        pass
+
+
 def _maintenance(settings: Settings, stop: Any, stats: Any) -> None:
-    """Compaction / vacuum / retention on a timer, in a thread of the writer process."""
+    """Compaction / vacuum / retention on a timer, and the lake's size for /metrics, in a thread of
+    writer 0's process."""
     maintainer = LakeMaintainer(settings.lake_dir, settings.vacuum_grace_s, settings.retention_days)
     next_run = time.monotonic() + settings.compact_interval_s
+    next_size = time.monotonic()
     while not stop.wait(1.0):
-        if settings.compact_interval_s <= 0 or time.monotonic() < next_run:
-            continue
         try:
+            if time.monotonic() >= next_size:
+                _report_lake_size(settings, stats)
+                next_size = time.monotonic() + LAKE_SIZE_INTERVAL_S
+            if settings.compact_interval_s <= 0 or time.monotonic() < next_run:
+                continue
             done = maintainer.run(dt.datetime.now(dt.timezone.utc).date())
             logger.info("maintenance: %s", done)
-            size, files = lake_size(settings.lake_dir)
-            stats.put_nowait({"shard": -1, "lake_bytes": size, "lake_files": files})
+            _report_lake_size(settings, stats)
         except Exception:  # thread boundary: log, try again next round
             logger.exception("maintenance round failed")
         next_run = time.monotonic() + settings.compact_interval_s

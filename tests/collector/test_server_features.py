@@ -43,11 +43,17 @@ def test_healthz_and_prometheus_metrics(collector: CollectorProcess) -> None:
     assert status == 200 and b'"ok"' in body
     http_post(collector.http_url + "/v1/traces", _request("metrics-probe").SerializeToString(), PB)
     count_when(collector.data_dir, "spans", 3, "name = 'metrics-probe'")
-    status, body = http_get(collector.http_url + "/metrics")
-    text = body.decode()
+    deadline = time.monotonic() + 15
+    while True:  # the lake's size is measured a moment after start
+        status, body = http_get(collector.http_url + "/metrics")
+        text = body.decode()
+        if "spanlake_lake_bytes" in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert status == 200
     for name in ("spanlake_received_total", "spanlake_accepted_total", "spanlake_rejected_total",
-                 "spanlake_queue_bytes", "spanlake_flush_seconds_last", "spanlake_written_total"):
+                 "spanlake_queue_bytes", "spanlake_flush_seconds_last", "spanlake_written_total",
+                 "spanlake_lake_bytes", "spanlake_lake_files"):
         assert f"# TYPE {name}" in text
     accepted = [line for line in text.splitlines() if line.startswith('spanlake_accepted_total{signal="traces"}')]
     assert float(accepted[0].split()[-1]) >= 3
