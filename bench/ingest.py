@@ -28,10 +28,9 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness import CollectorProcess  # noqa: E402
-
-from spanlake.collector.storage.reader import open_snapshot  # noqa: E402
-from spanlake.instrumentation import semconv as sc  # noqa: E402
+from harness import CollectorProcess
+from spanlake.collector.storage.reader import open_snapshot
+from spanlake.instrumentation import semconv as sc
 
 SALT = b"\xa5SLK"  # first 4 bytes of every template trace id, replaced per request
 MODELS = [("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("anthropic", "claude-3-5-haiku-latest",
@@ -110,7 +109,7 @@ def build_template(spans_per_request: int, heavy: bool, seed: int) -> bytes:
 class Sender(threading.Thread):
     """Sends requests as fast as acks come back, until the deadline; records ack times."""
 
-    def __init__(self, protocol: str, target: str, templates: list[bytes], counter: "Counter",
+    def __init__(self, protocol: str, target: str, templates: list[bytes], counter: Counter,
                  deadline: float, interval_s: float = 0.0) -> None:
         super().__init__(daemon=True)
         self.interval_s = interval_s  # 0: send as fast as acks come back
@@ -137,7 +136,7 @@ class Sender(threading.Thread):
                 self.refused += 1
                 time.sleep(0.2)
 
-    def _grpc_sender(self):  # noqa: ANN202
+    def _grpc_sender(self):
         channel = grpc.insecure_channel(self.target, options=[("grpc.max_send_message_length", 64 << 20)])
         export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
                                      request_serializer=None, response_deserializer=None)
@@ -152,7 +151,7 @@ class Sender(threading.Thread):
                 return False
         return send
 
-    def _http_sender(self):  # noqa: ANN202
+    def _http_sender(self):
         host, port = self.target.rsplit(":", 1)
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
 

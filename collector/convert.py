@@ -11,11 +11,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from spanlake.collector.attributes import AttributeDecoder, encode_value, extend_map
 from spanlake.collector.normalize import GenAINormalizer, resource_identity
 from spanlake.collector.storage import schema
-from spanlake.instrumentation import semconv as sc
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message
-
 from spanlake.collector.errors import InvalidPayload, Overloaded
 from spanlake.collector.otlp_json import parse_json
 from spanlake.collector.otlp_proto import SIGNALS, ParseOutcome, parse_protobuf

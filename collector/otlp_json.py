@@ -14,7 +14,6 @@ import json
 from typing import Any
 
 from google.protobuf import json_format
-
 from spanlake.collector.errors import InvalidPayload
 from spanlake.collector.otlp_proto import SIGNALS, ParseOutcome
 

@@ -8,11 +8,12 @@ mapping it is handed; every component receives the finished :class:`Settings`.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 ENV_PREFIX = "SPANLAKE_"
 CONFIG_ENV = "SPANLAKE_CONFIG"
@@ -52,6 +53,7 @@ class Settings:
     clock_skew_s: float = 24 * 3600.0
     dedup_window_spans: int = 2_000_000
     log_level: str = "INFO"
+    ui_password: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -104,6 +106,7 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("clock_skew_s", "Span times further than this in the future are clamped to the receive time."),
     Setting("dedup_window_spans", "How many recent (trace_id, span_id) keys the writer remembers to drop retries."),
     Setting("log_level", "Python logging level of the server processes."),
+    Setting("ui_password", "If set, `spanlake ui` asks for this password first (set it when binding beyond 127.0.0.1)."),
 )
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
@@ -166,6 +169,7 @@ def load_settings(
             values[name] = _coerce(name, env_value)
     for name, raw in overrides.items():
         values[name] = _coerce(name, raw)
-    if values.get("auth_token") == "":
-        values["auth_token"] = None
+    for name in ("auth_token", "ui_password"):
+        if values.get(name) == "":
+            values[name] = None
     return Settings(**values, extra=extra)

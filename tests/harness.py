@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-
 from spanlake.collector.storage.reader import open_snapshot
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,12 +9,11 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
+import tomllib
 from harness import REPO
 from spanlake.collector.settings import SETTINGS_DOC, Settings
 

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import yaml
-
 from harness import REPO
 from spanlake.collector.settings import Settings
 

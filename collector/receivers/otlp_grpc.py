@@ -14,7 +14,6 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-
 from spanlake.collector.errors import Overloaded, RequestError
 from spanlake.collector.ingest import Ingest
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.rpc import status_pb2
-
 from spanlake.collector.errors import (
     InvalidPayload,
     Overloaded,
@@ -45,10 +44,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("http %s", format % args)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         route = self.server.get_routes.get(path)
         if route is None:
@@ -60,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, ctype, body = route()
         self._send(status, ctype, body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         signal = signal_for_path(self.path)
         if signal is None:
             self._drain()

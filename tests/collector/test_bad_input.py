@@ -9,12 +9,11 @@ import zlib
 
 import grpc
 import pytest
+from google.rpc import status_pb2
+from harness import CollectorProcess, count_when, http_get, http_post, query
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
-from google.rpc import status_pb2
-
-from harness import CollectorProcess, count_when, http_get, http_post, query
 from spanlake.collector.otlp_proto import _encode_varint
 
 PB = {"Content-Type": "application/x-protobuf"}
@@ -44,7 +43,7 @@ def _names(collector: CollectorProcess, tag: str, expected: int) -> set[str]:
     return {r["name"] for r in query(collector.data_dir, f"select name from spans where name like '{tag}-%'").to_pylist()}
 
 
-def _post(collector: CollectorProcess, body: bytes, headers: dict[str, str] = PB, path: str = "/v1/traces"):  # noqa: ANN202
+def _post(collector: CollectorProcess, body: bytes, headers: dict[str, str] = PB, path: str = "/v1/traces"):
     return http_post(collector.http_url + path, body, headers)
 
 

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import grpc
+from harness import CollectorProcess, count_when, query
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
-
-from harness import CollectorProcess, count_when, query
 
 KILLS = 10
 

@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 import pyarrow as pa
-
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import LakeMaintainer, LakeWriter, lake_size
 from spanlake.collector.storage.reader import open_snapshot

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from harness import PEER_SPANS, SHARED, CollectorProcess, count_when, http_post, query
 
 CAPTURES = ["otel-openai-v2-latest", "traceloop", "openinference"]
@@ -21,7 +20,7 @@ SERVICES = {"traces": "opentelemetry.proto.collector.trace.v1.TraceService",
             "metrics": "opentelemetry.proto.collector.metrics.v1.MetricsService"}
 
 
-def _load_replay_tool():  # noqa: ANN202 - a module from ../shared/tools
+def _load_replay_tool():
     spec = importlib.util.spec_from_file_location("replay_fixtures", SHARED / "tools" / "replay_fixtures.py")
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None

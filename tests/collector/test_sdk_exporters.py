@@ -6,6 +6,7 @@ import logging
 import uuid
 
 import pytest
+from harness import CollectorProcess, count_when, query
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
@@ -16,18 +17,16 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
-
-from harness import CollectorProcess, count_when, query
 from spanlake.instrumentation import semconv as sc
 
 
-def _span_exporter(protocol: str, collector: CollectorProcess):  # noqa: ANN202
+def _span_exporter(protocol: str, collector: CollectorProcess):
     if protocol == "grpc":
         return GrpcSpanExporter(endpoint=collector.grpc_target, insecure=True)
     return HttpSpanExporter(endpoint=f"{collector.http_url}/v1/traces")
 
 
-def _log_exporter(protocol: str, collector: CollectorProcess):  # noqa: ANN202
+def _log_exporter(protocol: str, collector: CollectorProcess):
     if protocol == "grpc":
         return GrpcLogExporter(endpoint=collector.grpc_target, insecure=True)
     return HttpLogExporter(endpoint=f"{collector.http_url}/v1/logs")

@@ -10,10 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from harness import CollectorProcess, count_when, http_get, http_post, query
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
-
-from harness import CollectorProcess, count_when, http_get, http_post, query
 
 PB = {"Content-Type": "application/x-protobuf"}
 
