@@ -44,7 +44,7 @@ class Settings:
     flush_interval_s: float = 1.0
     flush_max_rows: int = 50_000
     max_backlog_bytes: int = 256 * 1024 * 1024
-    max_lag_s: float = 3.0
+    max_lag_s: float = 2.0
     wal_segment_bytes: int = 64 * 1024 * 1024
     wal_fsync: bool = True
     compact_interval_s: float = 600.0

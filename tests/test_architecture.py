@@ -127,8 +127,10 @@ def test_every_setting_is_documented() -> None:
     fields = {f for f in Settings.__dataclass_fields__ if f != "extra"}
     assert {s.name for s in SETTINGS_DOC} == fields
     readme = (REPO / "README.md").read_text()
-    missing = [s.name for s in SETTINGS_DOC if f"SPANLAKE_{s.name.upper()}" not in readme]
-    assert missing == []
+    defaults = Settings()
+    missing = [s.name for s in SETTINGS_DOC
+               if f"| `SPANLAKE_{s.name.upper()}` / `{s.name}` | `{getattr(defaults, s.name)}` |" not in readme]
+    assert missing == [], "README settings rows missing or with a stale default"
 
 
 def test_readme_documents_every_stored_column() -> None:
