@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-
 from spanlake.collector.storage import schema
 from spanlake.instrumentation import semconv as sc
 
@@ -265,6 +264,7 @@ class ContentCollector:
     def __init__(self, capacity: int = 200_000) -> None:
         self._capacity = capacity
         self.pending: dict[tuple[str, str], _Row] = {}
+        self.has_log_content = False  # lets spans skip the lookup while no emitter sends content as logs
         self._written: OrderedDict[tuple[str, str], int | None] = OrderedDict()  # key → output chars
 
     def __len__(self) -> int:
@@ -278,6 +278,7 @@ class ContentCollector:
     def add_log(self, key: tuple[str, str], time_us: int, service: str | None, content: Content) -> None:
         if key in self._written:
             return
+        self.has_log_content = True
         row = self.pending.get(key)
         if row is None:
             row = self.pending[key] = _Row(time_us, service, "logs")

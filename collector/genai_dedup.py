@@ -11,22 +11,22 @@ starting within a second (OpenLLMetry events mode has no response id).
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from spanlake.collector.normalize import LLM_OPERATIONS
 
 SELF_TRACING_EMITTER = "anthropic-sdk"  # traces itself whenever a global TracerProvider exists
-_COLUMNS = ("trace_id", "span_id", "parent_span_id", "emitter", "provider", "operation", "response_id",
-            "start_time_unix_nano", "service_name", "status_code", "input_tokens", "output_tokens", "cost_usd")
+SELF_TRACED_PROVIDER = "anthropic"
+_COLUMNS = ("trace_id", "span_id", "parent_span_id", "emitter", "provider", "response_id", "start_time_unix_nano")
+# Read only when the batch has Anthropic calls (shape matching) or SDK spans (ordering).
+_SHAPE_COLUMNS = ("service_name", "operation", "status_code", "input_tokens", "output_tokens", "cost_usd")
+_LLM_OPERATIONS = pa.array(sorted(LLM_OPERATIONS))
 
 
-@dataclass(frozen=True)
-class _Seen:
+class _Seen(NamedTuple):
     span_id: str
     trace_id: str
     emitter: str
@@ -34,27 +34,23 @@ class _Seen:
     start_ns: int
 
 
-class _Bounded(OrderedDict[Any, Any]):
-    """A dict that forgets its oldest entries beyond ``capacity``."""
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__()
-        self.capacity = capacity
-
-    def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        if len(self) > self.capacity:
-            self.popitem(last=False)
+def _trim(memory: dict[Any, Any], capacity: int) -> None:
+    """Forget the oldest entries beyond ``capacity`` (dicts keep insertion order); once per flush."""
+    excess = len(memory) - capacity
+    if excess > 0:
+        for key in list(islice(memory, excess)):
+            del memory[key]
 
 
 class GenAIDedup:
     """Bounded memory of recent LLM-call spans, consulted once per flush of the spans table."""
 
     def __init__(self, capacity: int = 100_000, same_id_window_s: float = 5.0, fuzzy_window_s: float = 1.0) -> None:
-        self._by_response = _Bounded(capacity)
-        self._by_span = _Bounded(capacity)
-        self._by_parent = _Bounded(capacity)
-        self._by_shape = _Bounded(capacity)
+        self._capacity = capacity
+        self._by_response: dict[str, _Seen] = {}
+        self._by_span: dict[str, _Seen] = {}
+        self._by_parent: dict[str, _Seen] = {}
+        self._by_shape: dict[tuple[Any, ...], tuple[_Seen, ...]] = {}
         self._same_id_ns = int(same_id_window_s * 1e9)
         self._fuzzy_ns = int(fuzzy_window_s * 1e9)
         self.marked = 0
@@ -63,58 +59,71 @@ class GenAIDedup:
         """The table with ``duplicate_of`` set on rows that repeat an already kept LLM call."""
         if table.num_rows == 0 or "duplicate_of" not in table.column_names:
             return table
-        mask = pc.and_(pc.is_valid(table["emitter"]), pc.is_in(table["operation"], pa.array(sorted(LLM_OPERATIONS))))
-        mask = pc.fill_null(mask, False)
+        mask = pc.fill_null(pc.and_(pc.is_valid(table["emitter"]), pc.is_in(table["operation"], _LLM_OPERATIONS)),
+                            False)
         indices = pc.indices_nonzero(mask).to_pylist()
         if not indices:
             return table
-        rows = table.select(list(_COLUMNS)).take(pa.array(indices)).to_pylist()
-        # Within one flush a priced span is kept over an unpriced one (OpenLLMetry events mode loses the
-        # model), then the instrumentor's span (with the app's tags and content) over the SDK's own.
-        order = sorted(range(len(rows)), key=lambda i: (rows[i]["cost_usd"] is None,
-                                                        rows[i]["emitter"] == SELF_TRACING_EMITTER,
-                                                        rows[i]["start_time_unix_nano"]))
+        sub = table.select([*_COLUMNS, *_SHAPE_COLUMNS]).take(pa.array(indices))
+        cols = {name: sub.column(name).to_pylist() for name in _COLUMNS}
+        if SELF_TRACED_PROVIDER in cols["provider"]:
+            cols.update({name: sub.column(name).to_pylist() for name in _SHAPE_COLUMNS})
+        order: Any = range(len(indices))
+        if SELF_TRACING_EMITTER in cols["emitter"]:
+            # Within one flush a priced span is kept over an unpriced one (OpenLLMetry events mode loses
+            # the model), then the instrumentor's span (with tags and content) over the SDK's own.
+            cost, emitter, start = cols["cost_usd"], cols["emitter"], cols["start_time_unix_nano"]
+            order = sorted(order, key=lambda i: (cost[i] is None, emitter[i] == SELF_TRACING_EMITTER, start[i]))
         duplicate_of: list[str | None] = [None] * table.num_rows
+        found = False
         for i in order:
-            kept = self._match(rows[i])
-            if kept is not None:
+            kept = self._match(cols, i)
+            if kept is None:
+                self._remember(cols, i)
+            else:
                 duplicate_of[indices[i]] = kept.span_id
                 self.marked += 1
-            else:
-                self._remember(rows[i])
-        if not any(duplicate_of):
+                found = True
+        for memory in (self._by_response, self._by_span, self._by_parent, self._by_shape):
+            _trim(memory, self._capacity)
+        if not found:
             return table
         position = table.schema.get_field_index("duplicate_of")
         return table.set_column(position, table.schema.field(position), pa.array(duplicate_of, pa.string()))
 
     @staticmethod
-    def _shape(row: dict[str, Any]) -> tuple[Any, ...]:
-        return (row["service_name"], row["provider"], row["operation"], row["status_code"],
-                row["input_tokens"], row["output_tokens"])
+    def _shape(cols: dict[str, list[Any]], i: int) -> tuple[Any, ...]:
+        return (cols["service_name"][i], cols["operation"][i], cols["status_code"][i], cols["input_tokens"][i],
+                cols["output_tokens"][i])
 
-    def _match(self, row: dict[str, Any]) -> _Seen | None:
-        emitter, start = row["emitter"], row["start_time_unix_nano"]
-        rid = row["response_id"]
+    def _match(self, cols: dict[str, list[Any]], i: int) -> _Seen | None:
+        emitter, start, provider = cols["emitter"][i], cols["start_time_unix_nano"][i], cols["provider"][i]
+        rid = cols["response_id"][i]
         other = self._by_response.get(rid) if rid else None
         if other is not None and other.emitter != emitter and (
-                other.trace_id == row["trace_id"] or abs(other.start_ns - start) <= self._same_id_ns):
+                other.trace_id == cols["trace_id"][i] or abs(other.start_ns - start) <= self._same_id_ns):
             return other
-        for other in (self._by_span.get(row["parent_span_id"]), self._by_parent.get(row["span_id"])):
-            if other is not None and other.emitter != emitter and other.provider == row["provider"]:
+        for other in (self._by_span.get(cols["parent_span_id"][i]), self._by_parent.get(cols["span_id"][i])):
+            if other is not None and other.emitter != emitter and other.provider == provider:
                 return other
-        for other in self._by_shape.get(self._shape(row), ()):
+        if provider != SELF_TRACED_PROVIDER:
+            return None
+        for other in self._by_shape.get(self._shape(cols, i), ()):
             if other.emitter != emitter and SELF_TRACING_EMITTER in (emitter, other.emitter) and abs(
                     other.start_ns - start) <= self._fuzzy_ns:
                 return other
         return None
 
-    def _remember(self, row: dict[str, Any]) -> None:
-        seen = _Seen(row["span_id"], row["trace_id"], row["emitter"], row["provider"], row["start_time_unix_nano"])
-        if row["response_id"]:
-            self._by_response.put(row["response_id"], seen)
-        self._by_span.put(row["span_id"], seen)
-        if row["parent_span_id"]:
-            self._by_parent.put(row["parent_span_id"], seen)
-        shape = self._shape(row)
-        recent = [s for s in self._by_shape.get(shape, ()) if abs(s.start_ns - seen.start_ns) <= self._fuzzy_ns]
-        self._by_shape.put(shape, (*recent[-7:], seen))
+    def _remember(self, cols: dict[str, list[Any]], i: int) -> None:
+        seen = _Seen(cols["span_id"][i], cols["trace_id"][i], cols["emitter"][i], cols["provider"][i],
+                     cols["start_time_unix_nano"][i])
+        rid, parent = cols["response_id"][i], cols["parent_span_id"][i]
+        if rid:
+            self._by_response[rid] = seen
+        self._by_span[seen.span_id] = seen
+        if parent:
+            self._by_parent[parent] = seen
+        if seen.provider == SELF_TRACED_PROVIDER:  # only the anthropic SDK's spans are matched by shape
+            shape = self._shape(cols, i)
+            recent = [s for s in self._by_shape.get(shape, ()) if abs(s.start_ns - seen.start_ns) <= self._fuzzy_ns]
+            self._by_shape[shape] = (*recent[-7:], seen)

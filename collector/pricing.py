@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any
+from typing import Any, NamedTuple
 
 from genai_prices import Usage
 from genai_prices.data_snapshot import get_snapshot
@@ -36,10 +36,10 @@ class Rates:
     cache_read: float
     cache_write: float
     model_price: Any  # kept for tiered models, which need the full calculation
+    tiered: bool
 
 
-@dataclass(frozen=True)
-class Tokens:
+class Tokens(NamedTuple):
     """The token counts of one call, inclusive semantics (input includes cache read and write)."""
 
     input: int
@@ -61,7 +61,8 @@ def _rates(model_price: Any) -> Rates:
     base = total(Tokens(0, 0))
     return Rates(base=base, input=(total(Tokens(_M, 0)) - base) / _M, output=(total(Tokens(0, _M)) - base) / _M,
                  cache_read=(total(Tokens(_M, 0, cache_read=_M)) - base) / _M,
-                 cache_write=(total(Tokens(_M, 0, cache_write=_M)) - base) / _M, model_price=model_price)
+                 cache_write=(total(Tokens(_M, 0, cache_write=_M)) - base) / _M, model_price=model_price,
+                 tiered=any(isinstance(v, TieredPrices) for v in vars(model_price).values()))
 
 
 class PriceBook:
@@ -100,12 +101,20 @@ class PriceBook:
 
     def cost(self, provider: str | None, model: str | None, tokens: Tokens, when_ns: int) -> float | None:
         """USD cost of a call, or None (counted in ``unpriced``) when the model is unknown."""
-        rates = self.rates(provider, model, when_ns) if model else None
+        return self.cost_of(provider, model, *tokens, when_ns)
+
+    def cost_of(self, provider: str | None, model: str | None, input_tokens: int, output_tokens: int,
+                cache_read: int, cache_write: int, when_ns: int) -> float | None:
+        """``cost`` with the token counts as arguments (the ingest hot path builds no object)."""
+        rates = self._cache.get((provider, model, when_ns // 86_400_000_000_000)) if model else None
+        if rates is None and model:
+            rates = self.rates(provider, model, when_ns)
         if rates is None:
             self.unpriced += 1
             return None
-        if any(isinstance(v, TieredPrices) for v in vars(rates.model_price).values()):
-            return float(rates.model_price.calc_price(_usage(tokens))["total_price"])
-        uncached = max(0, tokens.input - tokens.cache_read - tokens.cache_write)
-        return (rates.base + uncached * rates.input + tokens.output * rates.output
-                + tokens.cache_read * rates.cache_read + tokens.cache_write * rates.cache_write)
+        if rates.tiered:
+            usage = _usage(Tokens(input_tokens, output_tokens, cache_read, cache_write))
+            return float(rates.model_price.calc_price(usage)["total_price"])
+        uncached = max(0, input_tokens - cache_read - cache_write)
+        return (rates.base + uncached * rates.input + output_tokens * rates.output
+                + cache_read * rates.cache_read + cache_write * rates.cache_write)

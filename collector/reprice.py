@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
-
 from spanlake.collector.normalize import LLM_OPERATIONS
 from spanlake.collector.pricing import PRICE_SOURCE, PRICE_VERSION, PriceBook, Tokens
 from spanlake.collector.storage import schema

@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
-
 from spanlake.collector.storage import schema
 
 logger = logging.getLogger(__name__)

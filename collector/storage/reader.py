@@ -14,7 +14,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
-
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import table_path
 
