@@ -105,15 +105,18 @@ class Ingest:
         return IngestResult(_response(signal, rejected, message), kept, rejected, message)
 
     def _shard(self, signal: str, request: Any) -> WriteAheadLog:
-        """The WAL shard for a request. Spans go by their first trace id, so a client's retry of
-        a request lands on the same shard, whose writer then recognises the duplicates."""
+        """The WAL shard for a request: by its first trace id, so a client's retry of a request lands
+        on the same shard (whose writer recognises the duplicates), and log records carrying a
+        span's content usually land beside the span. Requests without trace ids go round-robin."""
         if len(self._wals) == 1:
             return self._wals[0]
-        if signal == "traces":
-            for rs in request.resource_spans:
-                for ss in rs.scope_spans:
-                    if ss.spans:
-                        return self._wals[ss.spans[0].trace_id[-1] % len(self._wals)]
+        if signal != "metrics":
+            types = SIGNALS[signal]
+            for res in getattr(request, types.resource_list):
+                for scope in getattr(res, types.scope_list):
+                    for item in getattr(scope, types.item_list):
+                        if item.trace_id:
+                            return self._wals[item.trace_id[-1] % len(self._wals)]
         return self._wals[next(self._round_robin) % len(self._wals)]
 
     def _count(self, signal: str, protocol: str, kept: int, rejected: int) -> None:

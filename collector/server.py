@@ -21,6 +21,7 @@ from spanlake.collector.receivers.otlp_grpc import GrpcReceiver
 from spanlake.collector.receivers.otlp_http import HttpReceiver
 from spanlake.collector.self_metrics import SelfMetrics
 from spanlake.collector.settings import Settings
+from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import ensure_tables
 from spanlake.collector.wal import WriteAheadLog, list_segments, segment_path, split_position
 from spanlake.collector.writer_process import start_writers
@@ -143,9 +144,11 @@ class Collector:
     def _prometheus(self) -> tuple[int, str, bytes]:
         m, ws = self.metrics, self._writer_stats.get(-1, {})
         m.set("spanlake_queue_bytes", self.backlog_bytes())
-        for table in ("spans", "logs", "metric_points"):
+        for table in schema.TABLES:
             m.set("spanlake_written_total", self._writer_total(f"written_{table}"), table=table)
         m.set("spanlake_duplicates_total", self._writer_total("duplicates"))
+        m.set("spanlake_genai_duplicates_total", self._writer_total("genai_duplicates"))
+        m.set("spanlake_genai_unpriced_total", self._writer_total("genai_unpriced"))
         m.set("spanlake_flush_total", self._writer_total("flushes"))
         m.set("spanlake_flush_seconds_sum", self._writer_total("flush_seconds"))
         m.set("spanlake_flush_seconds_last", max((float(st.get("last_flush_s", 0)) for st in
