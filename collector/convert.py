@@ -201,21 +201,35 @@ def _body_text(value: Any) -> str | None:
     return value if isinstance(value, str) else encode_value(value)
 
 
-class LogBuilder:
+class _RecordBuilder:
+    """Column lists for one table whose rows are built one record at a time (logs, metric points)."""
+
+    TABLE: str = ""
+
+    def _reset(self) -> None:
+        self.cols: dict[str, list[Any]] = {c.name: [] for c in schema.COLUMNS[self.TABLE]}
+        self.attrs = _MapColumn()
+        self.res_attrs = _MapColumn()
+
+    def __len__(self) -> int:
+        return len(self.cols["time"])
+
+    def take(self) -> pa.Table:
+        """Build the Arrow table of everything added, and start over."""
+        table = _build(self.cols, schema.COLUMNS[self.TABLE], self.TABLE, self.attrs, self.res_attrs)
+        self._reset()
+        return table
+
+
+class LogBuilder(_RecordBuilder):
     """Accumulates log records from ExportLogsServiceRequests into one Arrow table."""
+
+    TABLE = schema.LOGS
 
     def __init__(self, decoder: AttributeDecoder, genai: GenAINormalizer | None = None) -> None:
         self._dec = decoder
         self.normalizer = genai  # when given, GenAI content in log records goes to span_content too
         self._reset()
-
-    def _reset(self) -> None:
-        self.cols: dict[str, list[Any]] = {c.name: [] for c in schema.LOG_COLUMNS}
-        self.attrs = _MapColumn()
-        self.res_attrs = _MapColumn()
-
-    def __len__(self) -> int:
-        return len(self.cols["time_unix_nano"])
 
     def add_request(self, request: Any, received_ns: int) -> None:
         for rl in request.resource_logs:
@@ -253,11 +267,6 @@ class LogBuilder:
         self.attrs.add(attrs)
         self.res_attrs.add(resource)
 
-    def take(self) -> pa.Table:
-        table = _build(self.cols, schema.LOG_COLUMNS, schema.LOGS, self.attrs, self.res_attrs)
-        self._reset()
-        return table
-
 
 def _build(cols: dict[str, list[Any]], columns: tuple[schema.Column, ...], table: str,
            attrs: _MapColumn, res_attrs: _MapColumn) -> pa.Table:
@@ -277,20 +286,14 @@ def _build(cols: dict[str, list[Any]], columns: tuple[schema.Column, ...], table
     return pa.table(arrays, schema=schema.arrow_schema(table))
 
 
-class MetricBuilder:
+class MetricBuilder(_RecordBuilder):
     """Accumulates metric data points (one row each) into one Arrow table."""
+
+    TABLE = schema.METRIC_POINTS
 
     def __init__(self, decoder: AttributeDecoder) -> None:
         self._dec = decoder
         self._reset()
-
-    def _reset(self) -> None:
-        self.cols: dict[str, list[Any]] = {c.name: [] for c in schema.METRIC_POINT_COLUMNS}
-        self.attrs = _MapColumn()
-        self.res_attrs = _MapColumn()
-
-    def __len__(self) -> int:
-        return len(self.cols["name"])
 
     def add_request(self, request: Any, received_ns: int) -> None:
         for rm in request.resource_metrics:
@@ -325,10 +328,6 @@ class MetricBuilder:
             self.attrs.add(self._dec.to_dict(point.attributes))
             self.res_attrs.add(resource)
 
-    def take(self) -> pa.Table:
-        table = _build(self.cols, schema.METRIC_POINT_COLUMNS, schema.METRIC_POINTS, self.attrs, self.res_attrs)
-        self._reset()
-        return table
 
 
 def _point_values(kind: str, p: Any) -> dict[str, Any]:

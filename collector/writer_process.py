@@ -11,6 +11,7 @@ import gc
 import logging
 import multiprocessing as mp
 import queue
+import signal
 import threading
 import time
 from collections import deque
@@ -191,6 +192,9 @@ def _maintenance(settings: Settings, stop: Any, stats: Any) -> None:
 
 def writer_main(settings: Settings, shard: int, stats: Any, stop: Any, ready: Any) -> None:
     """Entry point of a spawned writer process; drains its WAL shard before exiting on ``stop``."""
+    # A terminal's Ctrl-C reaches the whole process group; the collector decides when writers stop
+    # (after the receivers), through ``stop``.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s %(levelname)s writer-{shard} %(message)s")
     loop = LakeWriterLoop(settings, stats, shard)
     if shard == 0:  # one maintainer per lake is enough
