@@ -32,7 +32,9 @@ from harness import CollectorProcess
 from spanlake.collector.storage.reader import open_snapshot
 from spanlake.instrumentation import semconv as sc
 
-SALT = b"\xa5SLK"  # first 4 bytes of every template trace id, replaced per request
+# Last 4 bytes of every template trace id, replaced per request. (The collector picks a WAL shard by
+# a trace id's last byte, so they must vary as real, random trace ids do.)
+SALT = b"\xa5SLK"
 MODELS = [("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("anthropic", "claude-3-5-haiku-latest",
           "claude-3-5-haiku-20241022"), ("openai", "gpt-4.1", "gpt-4.1-2025-04-14")]
 
@@ -84,7 +86,7 @@ def build_template(spans_per_request: int, heavy: bool, seed: int) -> bytes:
     now = time.time_ns()
     made = 0
     while made < spans_per_request:
-        trace_id = SALT + rng.randbytes(12)
+        trace_id = rng.randbytes(12) + SALT
         root_id = rng.randbytes(8)
         start = now - rng.randint(0, 10**9)
         ss.spans.append(trace_pb2.Span(
@@ -126,7 +128,7 @@ class Sender(threading.Thread):
             if self.interval_s:
                 next_send += self.interval_s
                 time.sleep(max(0.0, next_send - time.monotonic()))
-            salt = self.counter.next().to_bytes(4, "big")
+            salt = self.counter.next().to_bytes(4, "big")  # low byte last: shards alternate
             body = self.templates[i % len(self.templates)].replace(SALT, salt)
             i += 1
             t0 = time.monotonic()
@@ -200,7 +202,10 @@ def _rss_peak_kb(pid: int, verbose: bool = False) -> int:
         peak = int(fields["VmHWM"].split()[0])
         total += peak
         if verbose:
-            print(f"  pid {p} {fields['Name'].strip():16s} peak RSS {peak / 1024:.0f} MB", file=sys.stderr)
+            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu_s = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+            print(f"  pid {p} {fields['Name'].strip():16s} peak RSS {peak / 1024:.0f} MB, CPU {cpu_s:.1f} s",
+                  file=sys.stderr)
     return total
 
 
@@ -248,6 +253,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         print(f"warning: {samples[-1][1]:,} spans visible, {total:,} acknowledged", file=sys.stderr)
     lags = _lags(acks, samples, spans_per_request)
     rss_kb = _rss_peak_kb(collector.proc.pid, verbose=args.keep)
+    if args.keep:
+        import resource
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"  benchmark process (senders, poller) CPU {usage.ru_utime + usage.ru_stime:.1f} s", file=sys.stderr)
     if args.keep:
         import urllib.request
         text = urllib.request.urlopen(f"http://127.0.0.1:{collector.http_port}/metrics").read().decode()

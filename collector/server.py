@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from spanlake.collector.settings import Settings
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import ensure_tables
 from spanlake.collector.wal import WriteAheadLog, list_segments, segment_path, split_position
-from spanlake.collector.writer_process import start_writers
+from spanlake.collector.writer_process import WriterPool
 
 logger = logging.getLogger(__name__)
 
@@ -32,31 +31,31 @@ READY_FILE = "collector.json"
 MIN_BACKLOG_BYTES = 16 * 1024 * 1024  # never refuse below this, even before any rate is measured
 
 
-class ConsumptionRate:
-    """Bytes per second the writers consume from the WAL (an exponentially weighted average)."""
+class WriterCapacity:
+    """WAL bytes per second the writers can convert and commit when busy (a weighted average).
+
+    Measured per busy second, not per wall second: a writer that waits for data would otherwise
+    look slow, the receivers would refuse more, and the writers would wait even more."""
 
     def __init__(self) -> None:
         self._last: dict[int, tuple[float, int]] = {}
         self._rates: dict[int, float] = {}
 
-    def observe(self, shard: int, position: int) -> None:
-        now = time.monotonic()
-        seg, off = split_position(position)
+    def observe(self, shard: int, busy_s: float, consumed_bytes: int) -> None:
         last = self._last.get(shard)
-        self._last[shard] = (now, position)
-        if last is None or now - last[0] < 0.2:
+        if last is not None and busy_s < last[0]:
+            last = None  # the writer was restarted: its counters began again
+        elif last is not None and busy_s - last[0] < 0.2:
+            return  # too little work since the last sample to say anything
+        self._last[shard] = (busy_s, consumed_bytes)
+        if last is None:
             return
-        last_seg, last_off = split_position(last[1])
-        # Across a segment roll the exact byte distance is unknown; skip that sample.
-        if seg != last_seg:
-            return
-        sample = (off - last_off) / (now - last[0])
-        self._rates[shard] = 0.7 * self._rates.get(shard, sample) + 0.3 * sample if sample > 0 else \
-            self._rates.get(shard, 0.0)
+        sample = (consumed_bytes - last[1]) / (busy_s - last[0])
+        previous = self._rates.get(shard)
+        self._rates[shard] = sample if previous is None else 0.7 * previous + 0.3 * sample
 
     def bytes_per_s(self) -> float:
         return sum(self._rates.values())
-GetRoute = Callable[[], tuple[int, str, bytes]]
 
 
 class Collector:
@@ -72,10 +71,11 @@ class Collector:
                      for i in range(settings.writers)]
         self._writer_positions = [0] * settings.writers
         self._writer_stats: dict[int, dict[str, Any]] = {}
-        self.procs, self._stats_q, self._stop, readies = start_writers(settings)
-        if not all(ready.wait(60) for ready in readies):
+        self.writers = WriterPool(settings)
+        if not self.writers.wait_ready(60):
+            self.writers.stop(5)
             raise RuntimeError("lake writer processes did not start")
-        self._rate = ConsumptionRate()
+        self._capacity = WriterCapacity()
         self.ingest = Ingest(self.wals, self.metrics, self.backlog_limit, self.backlog_bytes)
         routes: dict[str, GetRoute] = {"/healthz": self._healthz, "/metrics": self._prometheus}
         routes.update(extra_routes or {})
@@ -99,18 +99,19 @@ class Collector:
                     self.settings.host, self.grpc.port, self.settings.host, self.http.port, self.settings.data_dir)
 
     def _drain_stats(self) -> None:
-        while not self._closing.is_set() or not self._stats_q.empty():
-            try:
-                stats = self._stats_q.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            except (EOFError, OSError):
-                return
-            shard = int(stats.get("shard", 0))
-            self._writer_stats.setdefault(shard, {}).update(stats)
-            if shard >= 0 and "position" in stats:
-                self._rate.observe(shard, int(stats["position"]))
-                self._writer_positions[shard] = int(stats["position"])
+        while not self._closing.is_set():
+            for stats in self.writers.poll_stats():
+                self._take_stats(stats)
+            time.sleep(0.1)
+        for stats in self.writers.poll_stats():
+            self._take_stats(stats)
+
+    def _take_stats(self, stats: dict[str, Any]) -> None:
+        shard = int(stats.get("shard", 0))
+        self._writer_stats.setdefault(shard, {}).update(stats)
+        if shard >= 0 and "position" in stats:
+            self._capacity.observe(shard, float(stats.get("busy_s", 0.0)), int(stats.get("consumed_bytes", 0)))
+            self._writer_positions[shard] = int(stats["position"])
 
     def backlog_bytes(self) -> int:
         """WAL bytes acknowledged but not yet committed to the lake, over all shards."""
@@ -129,15 +130,15 @@ class Collector:
         return total
 
     def backlog_limit(self) -> int:
-        """Backlog bytes the writers can commit within max_lag_s at their measured pace (bounded)."""
-        by_lag = int(self._rate.bytes_per_s() * self.settings.max_lag_s)
+        """Backlog bytes the writers can commit within max_lag_s at their measured capacity (bounded)."""
+        by_lag = int(self._capacity.bytes_per_s() * self.settings.max_lag_s)
         return min(self.settings.max_backlog_bytes, max(MIN_BACKLOG_BYTES, by_lag))
 
     def _writer_total(self, key: str) -> float:
         return sum(float(st.get(key, 0)) for shard, st in self._writer_stats.items() if shard >= 0)
 
     def _healthz(self) -> tuple[int, str, bytes]:
-        alive = all(p.is_alive() for p in self.procs)
+        alive = self.writers.alive()
         body = json.dumps({"status": "ok" if alive else "writer down", "writer_alive": alive}).encode()
         return (200 if alive else 503), "application/json", body
 
@@ -162,27 +163,19 @@ class Collector:
         """Stop taking requests, let the writer commit everything acknowledged, then exit."""
         self.http.stop()
         self.grpc.stop()
-        self._stop.set()
-        deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            proc.join(max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
-                logger.error("%s did not finish in %.0fs; the WAL keeps the rest for the next start",
-                             proc.name, timeout)
-                proc.terminate()
+        self.writers.stop(timeout)
         self._closing.set()
+        self._stats_thread.join(5)
         for wal in self.wals:
             wal.close()
         (self.settings.data_dir / READY_FILE).unlink(missing_ok=True)
 
 
 def wait_forever(collector: Collector, stop_event: threading.Event) -> None:
-    """Block until asked to stop, watching that the writer process stays alive."""
+    """Block until asked to stop; a writer process that dies is restarted (it resumes from the WAL)."""
     while not stop_event.wait(1.0):
-        dead = [p for p in collector.procs if not p.is_alive()]
-        if dead:
-            logger.error("%s died (exit code %s); stopping", dead[0].name, dead[0].exitcode)
-            break
+        if collector.writers.restart_dead():
+            collector.metrics.set("spanlake_writer_restarts_total", collector.writers.restarts)
 
 
 def read_ready_file(data_dir: Path) -> dict[str, Any] | None:

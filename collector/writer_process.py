@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from spanlake.collector.attributes import AttributeDecoder
@@ -80,6 +81,7 @@ class LakeWriterLoop:
         self._seed_recent()
         self.pending_since: float | None = None
         self.counters = {"duplicates": 0, "flushes": 0, "flush_seconds": 0.0, "last_flush_s": 0.0,
+                         "busy_s": 0.0, "consumed_bytes": 0,
                          **{f"written_{t}": 0 for t in schema.TABLES}}
 
     def _seed_recent(self) -> None:
@@ -96,8 +98,10 @@ class LakeWriterLoop:
     def step(self) -> bool:
         """Consume what the WAL holds now, flush if due; returns whether anything was read."""
         read_any = False
+        started = time.perf_counter()
         for rec in self.reader.read_available(max_bytes=READ_CHUNK_BYTES):
             read_any = True
+            self.counters["consumed_bytes"] += len(rec.payload)
             table = SIGNAL_TABLE[rec.signal]
             if rec.end_position > self.positions[table]:  # else: committed before a restart
                 request = SIGNALS[rec.signal].request.FromString(rec.payload)
@@ -109,6 +113,8 @@ class LakeWriterLoop:
                 self.flush()
         if self._flush_due():
             self.flush()
+        if read_any:  # busy time: what the collector's backpressure measures capacity by
+            self.counters["busy_s"] += time.perf_counter() - started
         return read_any
 
     def _flush_due(self) -> bool:
@@ -175,7 +181,8 @@ def _maintenance(settings: Settings, stop: Any, stats: Any) -> None:
     maintainer = LakeMaintainer(settings.lake_dir, settings.vacuum_grace_s, settings.retention_days)
     next_run = time.monotonic() + settings.compact_interval_s
     next_size = time.monotonic()
-    while not stop.wait(1.0):
+    while not stop.value:
+        time.sleep(1.0)
         try:
             if time.monotonic() >= next_size:
                 _report_lake_size(settings, stats)
@@ -191,7 +198,10 @@ def _maintenance(settings: Settings, stop: Any, stats: Any) -> None:
 
 
 def writer_main(settings: Settings, shard: int, stats: Any, stop: Any, ready: Any) -> None:
-    """Entry point of a spawned writer process; drains its WAL shard before exiting on ``stop``."""
+    """Entry point of a spawned writer process; drains its WAL shard before exiting once ``stop`` is set.
+
+    ``stop`` and ``ready`` are lock-free shared bytes, not multiprocessing Events: a process that dies
+    while waiting on an Event leaves it unable to be set again, which hung the collector's shutdown."""
     # A terminal's Ctrl-C reaches the whole process group; the collector decides when writers stop
     # (after the receivers), through ``stop``.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -203,10 +213,10 @@ def writer_main(settings: Settings, shard: int, stats: Any, stop: Any, ready: An
     # mid-batch cost more than the conversion itself. Collect after each flush instead.
     gc.freeze()
     gc.set_threshold(200_000, 50, 50)
-    ready.set()
+    ready.value = 1
     last_report = 0.0
     while True:
-        stopping = stop.is_set()
+        stopping = bool(stop.value)
         read_any = loop.step()
         if time.monotonic() - last_report > 0.5:
             loop.report()
@@ -220,20 +230,82 @@ def writer_main(settings: Settings, shard: int, stats: Any, stop: Any, ready: An
             time.sleep(0.02)
 
 
-def start_writers(settings: Settings) -> tuple[list[Any], Any, Any, list[Any]]:
-    """Spawn one writer per WAL shard (deltalake's runtime does not survive fork).
+@dataclass
+class _Writer:
+    shard: int
+    proc: Any
+    stats: Any
+    ready: Any
 
-    Returns (processes, shared stats queue, shared stop event, ready events).
-    """
-    ctx = mp.get_context("spawn")
-    stats = ctx.Queue(maxsize=1000)
-    stop = ctx.Event()
-    procs, readies = [], []
-    for shard in range(settings.writers):
-        ready = ctx.Event()
-        proc = ctx.Process(target=writer_main, args=(settings, shard, stats, stop, ready),
-                           name=f"spanlake-writer-{shard}", daemon=True)
+
+class WriterPool:
+    """The lake-writer processes, one per WAL shard: spawn, watch, restart, stop.
+
+    Processes are spawned, not forked (deltalake's runtime does not survive fork). Each has its own
+    stats queue, so a writer that dies mid-message cannot jam the others' reports."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ctx = mp.get_context("spawn")
+        self._stop = self._ctx.Value("b", 0, lock=False)
+        self.restarts = 0
+        self.writers = [self._spawn(shard) for shard in range(settings.writers)]
+
+    def _spawn(self, shard: int) -> _Writer:
+        stats = self._ctx.Queue(maxsize=1000)
+        ready = self._ctx.Value("b", 0, lock=False)
+        proc = self._ctx.Process(target=writer_main, args=(self.settings, shard, stats, self._stop, ready),
+                                 name=f"spanlake-writer-{shard}", daemon=True)
         proc.start()
-        procs.append(proc)
-        readies.append(ready)
-    return procs, stats, stop, readies
+        return _Writer(shard, proc, stats, ready)
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(w.ready.value for w in self.writers):
+                return True
+            if any(not w.proc.is_alive() for w in self.writers):
+                return False
+            time.sleep(0.05)
+        return False
+
+    def alive(self) -> bool:
+        return all(w.proc.is_alive() for w in self.writers)
+
+    def restart_dead(self) -> list[int]:
+        """Respawn writers that died; each resumes from its shard's committed WAL position."""
+        if self._stop.value:
+            return []
+        restarted = []
+        for i, writer in enumerate(self.writers):
+            if not writer.proc.is_alive():
+                logger.error("%s died (exit code %s); restarting it", writer.proc.name, writer.proc.exitcode)
+                self.writers[i] = self._spawn(writer.shard)
+                self.restarts += 1
+                restarted.append(writer.shard)
+        return restarted
+
+    def poll_stats(self) -> list[dict[str, Any]]:
+        """Every report waiting in the writers' queues, without blocking."""
+        reports = []
+        for writer in self.writers:
+            while True:
+                try:
+                    reports.append(writer.stats.get_nowait())
+                except (queue.Empty, EOFError, OSError, ValueError):
+                    break
+        return reports
+
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self.writers if w.proc.pid is not None]
+
+    def stop(self, timeout: float) -> None:
+        """Ask every writer to commit what its WAL shard holds and exit; terminate stragglers."""
+        self._stop.value = 1
+        deadline = time.monotonic() + timeout
+        for writer in self.writers:
+            writer.proc.join(max(0.0, deadline - time.monotonic()))
+            if writer.proc.is_alive():
+                logger.error("%s did not finish in %.0fs; the WAL keeps the rest for the next start",
+                             writer.proc.name, timeout)
+                writer.proc.terminate()

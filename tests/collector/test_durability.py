@@ -100,3 +100,36 @@ def test_many_small_flushes_lose_nothing(tmp_path: Path) -> None:
         assert count_when(data, "spans", 18_000, timeout=60) == 18_000
     finally:
         assert collector.stop() == 0
+
+
+def test_a_dead_writer_is_restarted_and_shutdown_still_completes(tmp_path: Path) -> None:
+    """A writer process that dies (here: SIGKILL) is respawned and replays its WAL shard; the
+    collector neither loses acknowledged spans nor hangs when it is stopped afterwards."""
+    import os
+    import signal as sig
+
+    from harness import _children, http_get
+
+    data = tmp_path / "data"
+    data.mkdir()
+    collector = CollectorProcess(data, env={"SPANLAKE_FLUSH_INTERVAL_S": "0.3"}).start()
+    rng = random.Random(11)
+    acked: set[str] = set()
+    with grpc.insecure_channel(collector.grpc_target) as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        for i in range(20):
+            req, keys = _request(rng, 100)
+            stub.Export(req, timeout=10)
+            acked |= keys
+            if i == 5:
+                assert collector.proc is not None
+                writers = [p for p in _children(collector.proc.pid)
+                           if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+                           and b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
+                os.kill(writers[0], sig.SIGKILL)
+    try:
+        assert count_when(data, "spans", len(acked), timeout=60) == len(acked)
+        status, body = http_get(collector.http_url + "/metrics")
+        assert b"spanlake_writer_restarts_total 1" in body
+    finally:
+        assert collector.stop(timeout=60) == 0
