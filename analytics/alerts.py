@@ -130,3 +130,16 @@ def send_webhook(config: AlertConfig, transitions: Sequence[Transition]) -> bool
     except OSError as exc:  # network boundary: an unreachable webhook must not stop analyze
         logger.warning("alert webhook %s failed: %s", config.webhook_url, exc)
         return False
+
+
+def firing_counts(frame: pd.DataFrame | None, buckets: pd.DatetimeIndex) -> pd.Series:
+    """How many stored alerts were firing at each bucket start (first_seen ≤ t < resolved_at), for a sparkline.
+
+    The stored table keeps resolved alerts a week, so older buckets may undercount.
+    """
+    if frame is None or frame.empty:
+        return pd.Series(0, index=buckets, dtype=int)
+    first = pd.to_datetime(frame["first_seen"], utc=True)
+    resolved = pd.to_datetime(frame["resolved_at"], utc=True)
+    counts = [int(((first <= t) & (resolved.isna() | (resolved > t))).sum()) for t in buckets]
+    return pd.Series(counts, index=buckets, dtype=int)

@@ -73,10 +73,14 @@ def _complete_grid(frame: pd.DataFrame, start: dt.datetime, end: dt.datetime) ->
     """
     hours = pd.date_range(start, end, freq="h", inclusive="left", tz="UTC")
     frame = frame.dropna(subset=["group"])
+    if frame.empty:
+        return frame.reset_index(drop=True)
     grid = pd.MultiIndex.from_product([hours, frame["group"].unique()], names=["bucket", "group"])
-    first = frame.groupby("group")["bucket"].min()
+    first = frame.groupby("group")["bucket"].min().rename("_first")
     frame = frame.set_index(["bucket", "group"]).reindex(grid).reset_index()
-    frame = frame[frame["bucket"] >= frame["group"].map(first)]
+    # A merge, not Series.map: map coerces the datetimes through float when some groups are missing.
+    frame = frame.merge(first, left_on="group", right_index=True, how="left")
+    frame = frame[frame["bucket"] >= frame["_first"]].drop(columns="_first")
     frame[["count", "volume"]] = frame[["count", "volume"]].fillna(0)
     return frame.reset_index(drop=True)
 

@@ -8,7 +8,8 @@ material shift (PSI), so huge samples don't flag trivial differences.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,3 +141,63 @@ def eval_drift(source: Any, current: Window, baseline: Window, group_by: Sequenc
     return frame.sort_values(["drift", "psi"], ascending=[False, False], na_position="last", ignore_index=True)
 
 
+
+
+def parse_group_label(label: str) -> dict[str, str]:
+    """The ``{key: value}`` of a drift row's ``group`` label ('k=v, k=v'; the inverse of how it is built)."""
+    if label == "all":
+        return {}
+    return dict(part.split("=", 1) for part in label.split(", ") if "=" in part)
+
+
+def output_histograms(source: Any, current: Window, baseline: Window, group: Mapping[str, str | None],
+                      metric: str = "output_tokens", bins: int = 30) -> pd.DataFrame:
+    """The two distributions a drift row compares, as shares per common bin (for drawing them overlaid).
+
+    ``group`` maps each grouping dimension to its value (None: the value is absent). Bins span the
+    pooled 0.5–99.5th percentiles, so one runaway answer does not squash the picture.
+    """
+    lake = as_lake(source)
+    values = {name: _group_values(lake, w, group, metric) for name, w in (("baseline", baseline),
+                                                                         ("current", current))}
+    pooled = np.concatenate(list(values.values()))
+    columns = ["window", "bin_start", "bin_end", "share", "n"]
+    if len(pooled) == 0:
+        return pd.DataFrame(columns=columns)
+    low, high = np.quantile(pooled, [0.005, 0.995])
+    edges = np.histogram_bin_edges(np.clip(pooled, low, high), bins=bins)
+    rows = []
+    for name, data in values.items():
+        counts, _ = np.histogram(np.clip(data, low, high), bins=edges)
+        share = counts / max(len(data), 1)
+        rows += [{"window": name, "bin_start": edges[i], "bin_end": edges[i + 1], "share": float(share[i]),
+                  "n": len(data)} for i in range(len(counts))]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _group_values(lake: Lake, window: Window, group: Mapping[str, str | None], metric: str) -> np.ndarray:
+    t = lake.spans(window)
+    t = t.filter(t.operation.isin(["chat", "text_completion", "generate_content"]) | t.operation.isnull())
+    for name, value in group.items():
+        key = lake.dimension(t, name)
+        t = t.filter(key.isnull() if value is None else key == value)
+    frame = to_frame(t.select(t[metric].cast("float64").name("value")))
+    values = frame["value"].to_numpy(float)
+    return values[~np.isnan(values)]
+
+
+def eval_timeseries(source: Any, window: Window, bucket: dt.timedelta = dt.timedelta(hours=1)) -> pd.DataFrame:
+    """Evaluation and feedback scores per time bucket and evaluation name: count, mean, positive rate (≥ 0.5)."""
+    lake = as_lake(source)
+    logs = lake.logs(window, sc.EVENT_EVALUATION_RESULT)
+    seconds = int(bucket.total_seconds())
+    scores = logs.select(
+        bucket=(logs.time.epoch_seconds() // seconds * seconds).as_timestamp("s"),
+        evaluation_name=logs.attributes.get(sc.GEN_AI_EVALUATION_NAME),
+        score=logs.attributes.get(sc.GEN_AI_EVALUATION_SCORE_VALUE).try_cast("float64"))
+    scores = scores.filter(scores.score.notnull())
+    grouped = scores.group_by(["bucket", "evaluation_name"]).aggregate(
+        count=scores.count(), mean_score=scores.score.mean(),
+        positive_rate=(scores.score >= 0.5).cast("float64").mean())
+    frame = to_frame(grouped)
+    return frame.sort_values(["bucket", "evaluation_name"], ignore_index=True)

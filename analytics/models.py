@@ -8,12 +8,14 @@ can re-point at any time; production should pin versions, so those are listed as
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 from typing import Any
 
 import pandas as pd
 from spanlake.analytics.lake import as_lake, to_frame
+from spanlake.analytics.latency import time_bucket
 from spanlake.analytics.window import Window
 from spanlake.instrumentation import semconv as sc
 
@@ -85,3 +87,13 @@ def unpinned_models(source: Any, window: Window) -> pd.DataFrame:
         frame[col] = frame[col].map(lambda v: ", ".join(sorted(str(x) for x in v if x is not None)))
     frame["warning"] = "unpinned alias: pin a dated/versioned model in production"
     return frame.sort_values("calls", ascending=False, ignore_index=True)
+
+
+def model_timeline(source: Any, window: Window, bucket: dt.timedelta = dt.timedelta(hours=1)) -> pd.DataFrame:
+    """Calls per time bucket, request model and the response model that answered (a swap shows as a new band)."""
+    lake = as_lake(source)
+    t = lake.spans(window)
+    t = t.filter(t.request_model.notnull())
+    grouped = t.group_by([time_bucket(t, bucket).name("bucket"), t.request_model,
+                          t.response_model.fill_null("(none)").name("response_model")]).aggregate(calls=t.count())
+    return to_frame(grouped).sort_values(["bucket", "request_model", "response_model"], ignore_index=True)
