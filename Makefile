@@ -26,7 +26,7 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/spanlake collector --data-dir spanlake-data $(DEMO_ARGS)
+	$(BIN)/spanlake demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -172,10 +172,69 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+UI_APP = Path(__file__).with_name("streamlit_app.py")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def ui_settings() -> Any:
+    """The settings the Streamlit app runs with: ``SPANLAKE_*`` (set by ``spanlake ui``) > config file > defaults."""
+    from spanlake.collector.settings import load_settings
+
+    return load_settings({}, os.environ, None)
+
+
+def ui_command(app: Path, host: str, port: int) -> list[str]:
+    """The ``streamlit run`` command line: headless, no telemetry, no file watcher, no dev menu."""
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--client.toolbarMode", "viewer", "--theme.base", "light"]
+
+
+def exposure_warning(host: str, password: str | None) -> str | None:
+    """A warning when the UI would be reachable from other machines without a password."""
+    if host in LOOPBACK or password:
+        return None
+    return f"warning: the UI is reachable beyond this machine ({host}) without a password; set SPANLAKE_UI_PASSWORD"
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Replace this process with ``streamlit run`` over the app; the app reads the lake location from env."""
+    settings = _settings(args)
+    host, port = args.host or "127.0.0.1", args.port if args.port is not None else 8501
+    warning = exposure_warning(host, settings.ui_password)
+    if warning:
+        print(warning, file=sys.stderr)
+    env = {**os.environ, "SPANLAKE_DATA_DIR": str(settings.data_dir.resolve())}
+    if args.config is not None:
+        env["SPANLAKE_CONFIG"] = str(args.config.resolve())
+    print(f"spanlake ui: http://{host}:{port}  data {settings.data_dir}", flush=True)
+    command = ui_command(UI_APP, host, port)
+    os.execve(command[0], command, env)
+    return 0  # not reached: execve replaces the process
+
+
 def cmd_fake_llm(args: argparse.Namespace) -> int:
     from spanlake.instrumentation.fake_llm import main as fake_main
 
     return int(fake_main(args.rest) or 0)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole stack with a story-telling sample app (see spanlake.ui.demo)."""
+    from spanlake.ui.demo.stack import DemoOptions, run_demo
+
+    settings = _settings(args)
+    ui = build_parser()._subparsers._group_actions[0].choices.get("ui")  # type: ignore[union-attr]
+    options = DemoOptions(
+        data_dir=settings.data_dir, config=args.config, seed=args.seed, speed=args.speed, rate=args.rate,
+        backfill_hours=args.backfill_hours, latency_scale=args.latency_scale, grpc_port=args.grpc_port,
+        http_port=args.http_port, llm_port=args.llm_port, ui_port=args.ui_port, analyze_every=args.analyze_every,
+        duration=args.duration, ui=ui is not None and not args.no_ui,
+        ui_accepts_config=ui is not None and "--config" in ui._option_string_actions)
+    if args.speed <= 0 or args.rate <= 0 or args.backfill_hours < 0:
+        print("error: --speed and --rate must be positive, --backfill-hours not negative", file=sys.stderr)
+        return 2
+    return run_demo(options)
 
 
 def _data_dir_flag(p: argparse.ArgumentParser) -> None:
@@ -228,6 +287,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document instead of tables")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("ui", help="open the Streamlit viewer over the lake")
+    _data_dir_flag(p)
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default 8501)")
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("demo", help="collector, fake LLM, a sample app telling a story, analytics and the UI")
+    _data_dir_flag(p)
+    p.add_argument("--seed", type=int, default=7, help="seed of the story (same seed, same traffic)")
+    p.add_argument("--speed", type=float, default=1.0, help="story seconds per real second of live traffic")
+    p.add_argument("--rate", type=float, default=360.0, help="visits per story hour (default 360)")
+    p.add_argument("--backfill-hours", type=float, default=48.0, help="history written on first start (default 48)")
+    p.add_argument("--latency-scale", type=float, default=1.0, help="scale the fake LLM's latencies")
+    p.add_argument("--grpc-port", type=int, default=4317, help="collector OTLP/gRPC port")
+    p.add_argument("--http-port", type=int, default=4318, help="collector OTLP/HTTP port")
+    p.add_argument("--llm-port", type=int, default=8765, help="fake LLM port")
+    p.add_argument("--ui-port", type=int, default=8501, help="UI port")
+    p.add_argument("--analyze-every", type=float, default=30.0, metavar="SECONDS", help="analytics period")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--no-ui", action="store_true", help="do not start the UI")
+    p.set_defaults(func=cmd_demo)
+
     p = sub.add_parser("fake-llm", help="local OpenAI/Anthropic-compatible server", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_fake_llm)
@@ -235,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["fake-llm"]:
+        # fake-llm owns its flags; argparse's REMAINDER would refuse a leading --option.
+        return cmd_fake_llm(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

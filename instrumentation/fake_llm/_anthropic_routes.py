@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ._catalog import Swap
 from ._openai_routes import StreamItem
 from ._replies import Reply, build_reply, prompt_of
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 
 
-def messages_reply(body: dict[str, Any], forced_tokens: int | None) -> Reply:
+def messages_reply(body: dict[str, Any], forced_tokens: int | None, swap: Swap | None = None) -> Reply:
     """The reply for a Messages API request body (cache split into read and creation)."""
     messages = body.get("messages") or []
     return build_reply(
@@ -23,6 +24,7 @@ def messages_reply(body: dict[str, Any], forced_tokens: int | None) -> Reply:
         forced_tokens=forced_tokens,
         id_prefix="msg_",
         split_cache=True,
+        swap=swap,
     )
 
 

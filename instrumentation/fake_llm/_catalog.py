@@ -94,6 +94,40 @@ MODELS: dict[str, ModelInfo] = {
     )
 }
 
+DEFAULT_FINGERPRINT = "fp_spanlake_fake"
+"""`system_fingerprint` of every OpenAI answer that no swap has changed."""
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A silent provider-side model swap: requests for `request_model` (alias or dated version) are
+    answered by `response_model`, with a new system fingerprint and `verbosity` times as many output
+    tokens, once the server has run `after_s` seconds. The client asked for nothing different."""
+
+    request_model: str
+    response_model: str
+    after_s: float = 0.0
+    verbosity: float = 1.0
+
+    def applies_to(self, model: str, info: ModelInfo) -> bool:
+        return model == self.request_model or self.request_model in (info.alias, info.version)
+
+
+def parse_swap(spec: str) -> Swap:
+    """`REQUEST=RESPONSE[*VERBOSITY][@AFTER_S]`, e.g. `gpt-4o-2024-08-06=gpt-4o-2024-11-20*1.4@60`."""
+    request, sep, rest = spec.partition("=")
+    rest, _, after = rest.partition("@")
+    response, _, verbosity = rest.partition("*")
+    if not sep or not request.strip() or not response.strip():
+        raise ValueError(f"swap wants REQUEST=RESPONSE[*VERBOSITY][@AFTER_S], got {spec!r}")
+    return Swap(request.strip(), response.strip(), float(after or 0.0), float(verbosity or 1.0))
+
+
+def fingerprint_of(version: str) -> str:
+    """A stable OpenAI-style `fp_…` fingerprint for a swapped-in model version."""
+    return "fp_" + hashlib.sha256(version.encode()).hexdigest()[:10]
+
+
 FAILURE_MODELS: dict[str, str] = {
     "fail-429": "429",
     "fail-500": "500",
@@ -118,10 +152,13 @@ def seed_of(*parts: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def reply_words(info: ModelInfo, prompt: str, *, forced: int | None = None) -> list[str]:
-    """The words of the deterministic reply to `prompt` from the model `info`."""
+def reply_words(
+    info: ModelInfo, prompt: str, *, forced: int | None = None, verbosity: float = 1.0
+) -> list[str]:
+    """The words of the deterministic reply to `prompt` from the model `info` (`verbosity` scales the count)."""
     rng = random.Random(seed_of(info.version, prompt))
     count = forced if forced is not None else rng.randint(info.min_words, info.max_words)
+    count = max(1, round(count * verbosity)) if verbosity != 1.0 else count
     return [rng.choice(_VOCABULARY) for _ in range(count)]
 
 

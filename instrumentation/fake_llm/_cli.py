@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._catalog import parse_swap
 from ._server import FakeLLMServer, serve
 
 
@@ -17,6 +18,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--token-delay", type=float, default=0.02, help="seconds between tokens")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After on 429s")
     parser.add_argument("--hang", type=float, default=30.0, help="seconds a fail-timeout request hangs")
+    parser.add_argument("--fail-seed", type=int, default=0, help="seed of probabilistic failures")
+    parser.add_argument(
+        "--swap",
+        action="append",
+        default=[],
+        type=parse_swap,
+        metavar="REQ=RESP[*VERBOSITY][@AFTER_S]",
+        help="silently answer requests for REQ with model RESP (new fingerprint, VERBOSITY x output) "
+        "once the server has run AFTER_S seconds; repeatable",
+    )
     return parser
 
 
@@ -30,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         token_delay_s=args.token_delay,
         retry_after_s=args.retry_after,
         hang_s=args.hang,
+        fail_seed=args.fail_seed,
+        swaps=tuple(args.swap),
         background=True,
     )
     print(f"fake-llm listening on {server.url} (OpenAI base_url {server.url}/v1)", flush=True)

@@ -13,14 +13,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _catalog
+from ._catalog import DEFAULT_FINGERPRINT, Swap
 from ._replies import Reply, build_reply, prompt_of
 
 StreamItem = tuple[str | None, Any, bool]
 
-SYSTEM_FINGERPRINT = "fp_spanlake_fake"
+SYSTEM_FINGERPRINT = DEFAULT_FINGERPRINT
 
 
-def chat_reply(body: dict[str, Any], forced_tokens: int | None) -> Reply:
+def chat_reply(body: dict[str, Any], forced_tokens: int | None, swap: Swap | None = None) -> Reply:
     """The reply for a chat completions request body."""
     messages = body.get("messages") or []
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -32,6 +33,7 @@ def chat_reply(body: dict[str, Any], forced_tokens: int | None) -> Reply:
         max_tokens=limit,
         forced_tokens=forced_tokens,
         id_prefix="chatcmpl-",
+        swap=swap,
     )
 
 
@@ -53,7 +55,7 @@ def chat_completion(reply: Reply) -> dict[str, Any]:
         "object": "chat.completion",
         "created": reply.created,
         "model": reply.info.version,
-        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "system_fingerprint": reply.fingerprint,
         "service_tier": "default",
         "choices": [
             {
@@ -76,7 +78,7 @@ def chat_stream(reply: Reply, include_usage: bool) -> Iterator[StreamItem]:
             "object": "chat.completion.chunk",
             "created": reply.created,
             "model": reply.info.version,
-            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "system_fingerprint": reply.fingerprint,
             "service_tier": "default",
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
@@ -93,7 +95,7 @@ def chat_stream(reply: Reply, include_usage: bool) -> Iterator[StreamItem]:
     yield None, "[DONE]", False
 
 
-def responses_reply(body: dict[str, Any], forced_tokens: int | None) -> Reply:
+def responses_reply(body: dict[str, Any], forced_tokens: int | None, swap: Swap | None = None) -> Reply:
     """The reply for a Responses API request body."""
     raw_input = body.get("input")
     n_messages = len(raw_input) if isinstance(raw_input, list) else 1
@@ -105,6 +107,7 @@ def responses_reply(body: dict[str, Any], forced_tokens: int | None) -> Reply:
         max_tokens=body.get("max_output_tokens"),
         forced_tokens=forced_tokens,
         id_prefix="resp_",
+        swap=swap,
     )
 
 

@@ -5,13 +5,14 @@ Shared by the OpenAI and Anthropic route modules, which only shape this into eac
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from . import _catalog
-from ._catalog import ModelInfo
+from ._catalog import DEFAULT_FINGERPRINT, ModelInfo, Swap
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Reply:
     finish_reason: str  # "stop" or "length"
     response_id: str
     created: int
+    fingerprint: str = DEFAULT_FINGERPRINT
 
     @property
     def text(self) -> str:
@@ -68,10 +70,19 @@ def build_reply(
     forced_tokens: int | None,
     id_prefix: str,
     split_cache: bool = False,
+    swap: Swap | None = None,
 ) -> Reply:
-    """The deterministic reply for a request; `max_tokens` truncates with finish reason "length"."""
+    """The deterministic reply for a request; `max_tokens` truncates with finish reason "length".
+
+    With `swap`, a different model version answers (response model, fingerprint and length change).
+    """
     info = _catalog.lookup(model, provider)
-    words = _catalog.reply_words(info, prompt, forced=forced_tokens)
+    fingerprint = DEFAULT_FINGERPRINT
+    verbosity = 1.0
+    if swap is not None:
+        info = dataclasses.replace(info, version=swap.response_model)
+        fingerprint, verbosity = _catalog.fingerprint_of(swap.response_model), swap.verbosity
+    words = _catalog.reply_words(info, prompt, forced=forced_tokens, verbosity=verbosity)
     finish = "stop"
     if max_tokens is not None and 0 < max_tokens < len(words):
         words, finish = words[:max_tokens], "length"
@@ -88,4 +99,5 @@ def build_reply(
         finish_reason=finish,
         response_id=f"{id_prefix}{uuid.uuid4().hex[:24]}",
         created=int(time.time()),
+        fingerprint=fingerprint,
     )

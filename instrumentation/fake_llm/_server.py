@@ -9,14 +9,16 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from . import _anthropic_routes as anthropic_routes
+from . import _catalog
 from . import _openai_routes as openai_routes
-from ._catalog import FAILURE_MODELS
+from ._catalog import FAILURE_MODELS, Swap
 from ._openai_routes import StreamItem
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class FakeLLMConfig:
     retry_after_s: float = 1.0
     hang_s: float = 30.0
     fail_seed: int = 0
+    swaps: tuple[Swap, ...] = ()
+    """Silent model swaps (see `Swap`), each active once the server has run its `after_s`."""
 
 
 class FakeLLMServer(ThreadingHTTPServer):
@@ -52,6 +56,7 @@ class FakeLLMServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self.rng = random.Random(config.fail_seed)
         self.rng_lock = threading.Lock()
+        self.started = time.monotonic()
         self._thread: threading.Thread | None = None
 
     @property
@@ -65,6 +70,13 @@ class FakeLLMServer(ThreadingHTTPServer):
         self._thread = threading.Thread(target=self.serve_forever, name="fake-llm", daemon=True)
         self._thread.start()
         return self
+
+    def swap_for(self, model: str, provider: str) -> Swap | None:
+        """The swap now in force for a request model, if any (the last matching one wins)."""
+        info = _catalog.lookup(model, provider)
+        uptime = time.monotonic() - self.started
+        active = [s for s in self.config.swaps if s.applies_to(model, info) and uptime >= s.after_s]
+        return active[-1] if active else None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up mid-stream are normal here (early close tests); log at debug only."""
@@ -115,10 +127,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, path: str, body: dict[str, Any], *, midstream: bool) -> None:
         forced = self._header_int(TOKENS_HEADER)
         stream = bool(body.get("stream"))
+        swap = self.server.swap_for(str(body.get("model", "")), "anthropic" if path == "/v1/messages" else "openai")
         if path == "/v1/embeddings":
             self._send_json(200, openai_routes.embeddings(body))
         elif path == "/v1/chat/completions":
-            reply = openai_routes.chat_reply(body, forced)
+            reply = openai_routes.chat_reply(body, forced, swap)
             if stream:
                 include = bool((body.get("stream_options") or {}).get("include_usage"))
                 self._send_sse(openai_routes.chat_stream(reply, include), midstream)
@@ -126,14 +139,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._delay_whole(reply.output_tokens)
                 self._send_json(200, openai_routes.chat_completion(reply))
         elif path == "/v1/responses":
-            reply = openai_routes.responses_reply(body, forced)
+            reply = openai_routes.responses_reply(body, forced, swap)
             if stream:
                 self._send_sse(openai_routes.response_stream(reply, body), midstream)
             else:
                 self._delay_whole(reply.output_tokens)
                 self._send_json(200, openai_routes.response(reply, body))
         else:
-            reply = anthropic_routes.messages_reply(body, forced)
+            reply = anthropic_routes.messages_reply(body, forced, swap)
             if stream:
                 self._send_sse(anthropic_routes.message_stream(reply), midstream)
             else:
@@ -257,6 +270,7 @@ def serve(
     retry_after_s: float = 1.0,
     hang_s: float = 30.0,
     fail_seed: int = 0,
+    swaps: tuple[Swap, ...] = (),
     background: bool = True,
 ) -> FakeLLMServer:
     """Start the fake server; port 0 picks a free port (read it from `.server_address`).
@@ -270,6 +284,7 @@ def serve(
         retry_after_s=retry_after_s,
         hang_s=hang_s,
         fail_seed=fail_seed,
+        swaps=swaps,
     )
     server = FakeLLMServer((host, port), config)
     if background:

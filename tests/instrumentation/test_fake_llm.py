@@ -105,3 +105,25 @@ def test_port_zero_and_shutdown() -> None:
     host, port = server.server_address[:2]
     assert host == "127.0.0.1" and port > 0
     server.shutdown()
+
+
+def test_silent_model_swap_changes_response_model_fingerprint_and_length() -> None:
+    from spanlake.instrumentation.fake_llm import parse_swap
+
+    swap = parse_swap("gpt-4o-2024-08-06=gpt-4o-2024-11-20*2@0.3")
+    assert (swap.request_model, swap.response_model, swap.verbosity, swap.after_s) == (
+        "gpt-4o-2024-08-06", "gpt-4o-2024-11-20", 2.0, 0.3)
+    server = serve(port=0, ttft_s=0, token_delay_s=0, swaps=(swap,))
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="sk-test", max_retries=0, timeout=5)
+        ask = {"model": "gpt-4o-2024-08-06", "messages": MESSAGES, "extra_headers": {TOKENS_HEADER: "10"}}
+        before = client.chat.completions.create(**ask)
+        time.sleep(0.35)
+        after = client.chat.completions.create(**ask)
+    finally:
+        server.shutdown()
+    assert before.model == "gpt-4o-2024-08-06" and after.model == "gpt-4o-2024-11-20"
+    assert before.system_fingerprint != after.system_fingerprint
+    assert (before.usage.completion_tokens, after.usage.completion_tokens) == (10, 20)
+    with pytest.raises(ValueError):
+        parse_swap("no-equals-sign")
