@@ -11,13 +11,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from spanlake.collector.ingest import Ingest
 from spanlake.collector.receivers.otlp_grpc import GrpcReceiver
-from spanlake.collector.receivers.otlp_http import HttpReceiver
+from spanlake.collector.receivers.otlp_http import GetRoute, HttpReceiver
 from spanlake.collector.self_metrics import SelfMetrics
 from spanlake.collector.settings import Settings
 from spanlake.collector.storage import schema

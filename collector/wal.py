@@ -219,10 +219,6 @@ class WalReader:
             self._offset += HEADER.size + length
             yield Record(make_position(self._segment, self._offset), SIGNAL_NAMES.get(sig, "traces"), ts, payload)
 
-    @property
-    def position(self) -> int:
-        return make_position(self._segment, self._offset)
-
 
 def delete_segments_before(wal_dir: Path, position: int) -> int:
     """Remove segments wholly before ``position`` (already in the lake). Returns how many."""

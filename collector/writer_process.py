@@ -296,9 +296,6 @@ class WriterPool:
                     break
         return reports
 
-    def pids(self) -> list[int]:
-        return [w.proc.pid for w in self.writers if w.proc.pid is not None]
-
     def stop(self, timeout: float) -> None:
         """Ask every writer to commit what its WAL shard holds and exit; terminate stragglers."""
         self._stop.value = 1

@@ -35,10 +35,6 @@ class LakeSnapshot:
         relation = self.con.sql(query, params=params)
         return relation.to_arrow_table() if relation is not None else pa.table({})
 
-    def query(self, query: str, params: Any = None) -> duckdb.DuckDBPyConnection:
-        """Run a query and return the cursor (for fetchall / description)."""
-        return self.con.execute(query, params) if params is not None else self.con.execute(query)
-
     def close(self) -> None:
         self.con.close()
 
