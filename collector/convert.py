@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from spanlake.collector.attributes import AttributeDecoder, encode_value, extend_map
-from spanlake.collector.normalize import GenAINormalizer, resource_identity
+from spanlake.collector.normalize import GenAINormalizer, SpanBatch, SpanContent, resource_identity
 from spanlake.collector.storage import schema
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
@@ -65,15 +65,17 @@ _SPAN_FIXED = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "
                "links")
 
 
-_NO_GENAI: dict[str, Any] = {}
+# Columns SpanBuilder computes itself; every other column comes from the normaliser (or is NULL).
+_OWN = frozenset({"attributes", "resource_attributes", "start_time", "end_time", "duration_ms",
+                  schema.PARTITION_COLUMN, *_SPAN_FIXED})
 
 
 class SpanBuilder:
     """Accumulates spans from many ExportTraceServiceRequests into one Arrow table.
 
-    Per span it keeps one tuple of the fixed columns, the attribute maps, and the dict returned by
-    :func:`normalize`; every schema column the builder does not fill itself is taken from that dict
-    (missing keys are NULL), so the normaliser can add columns without touching this class.
+    Per span it keeps one tuple of the fixed columns and the attribute maps (content taken out by
+    the normaliser first); at ``take`` the normaliser reads the whole batch and returns every other
+    schema column (missing ones are NULL), so it can add columns without touching this class.
     """
 
     def __init__(self, decoder: AttributeDecoder, clock_skew_ns: int, genai: GenAINormalizer | None = None) -> None:
@@ -84,7 +86,7 @@ class SpanBuilder:
 
     def _reset(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
-        self.genai: list[dict[str, Any] | None] = []
+        self.content: dict[int, SpanContent] = {}  # row → content taken out of its attributes
         self.attrs = _MapColumn()
         self.res_attrs = _MapColumn()
         self.ids: list[tuple[bytes, bytes]] = []  # raw (trace_id, span_id) for de-duplication
@@ -112,6 +114,9 @@ class SpanBuilder:
         if start <= 0 or end < start or start > received_ns + self._skew:
             start, end = self._repair_clock(start, end, received_ns, attrs)
         trace_id, span_id, status = span.trace_id, span.span_id, span.status
+        taken = self.normalizer.take_content(attrs, scope_name)
+        if taken is not None:
+            self.content[len(self.rows)] = taken
         self.ids.append((trace_id, span_id))
         kind = span.kind
         self.rows.append((
@@ -122,7 +127,6 @@ class SpanBuilder:
             received_ns // 1000,
             [self._event(e) for e in span.events] if span.events else None,
             [self._link(ln) for ln in span.links] if span.links else None))
-        self.genai.append(self.normalizer.span(attrs, span, start, scope_name, scope_version, service))
         self.attrs.add(attrs)
         self.res_attrs.add_encoded(*resource)
 
@@ -154,12 +158,13 @@ class SpanBuilder:
                 "trace_state": link.trace_state or None,
                 "attributes": [(k, encode_value(v)) for k, v in attrs.items()]}
 
-    def _derived_columns(self) -> pa.Table:
-        """The columns that come from the normaliser's dicts (C-level conversion; absent keys are NULL)."""
-        own = {"attributes", "resource_attributes", "start_time", "end_time", "duration_ms",
-               schema.PARTITION_COLUMN, *_SPAN_FIXED}
-        fields = [pa.field(c.name, c.type) for c in schema.SPAN_COLUMNS if c.name not in own]
-        return pa.Table.from_pylist([g or _NO_GENAI for g in self.genai], schema=pa.schema(fields))
+    def _derived_columns(self, fixed: dict[str, Any], attrs: pa.Array) -> dict[str, pa.Array]:
+        """The columns the normaliser derives from the whole batch."""
+        return self.normalizer.columns(SpanBatch(
+            attrs=attrs, scope_names=fixed["scope_name"], scope_versions=fixed["scope_version"], names=fixed["name"],
+            status_codes=fixed["status_code"], status_messages=fixed["status_message"], events=fixed["events"],
+            starts=fixed["start_time_unix_nano"], trace_ids=fixed["trace_id"], span_ids=fixed["span_id"],
+            services=fixed["service_name"], content=self.content))
 
     def take(self, keep: list[bool] | None = None) -> pa.Table:
         """Build the Arrow table of everything added (optionally only rows where keep is True) and reset."""
@@ -168,13 +173,14 @@ class SpanBuilder:
         starts = pa.array(fixed["start_time_unix_nano"], pa.int64())
         ends = pa.array(fixed["end_time_unix_nano"], pa.int64())
         arrays: dict[str, pa.Array] = {}
-        derived = self._derived_columns()
+        attrs = self.attrs.array()
+        derived = self._derived_columns(fixed, attrs) if n else {}
         for column in schema.SPAN_COLUMNS:
             name = column.name
-            if name in derived.column_names:
-                arrays[name] = derived.column(name)
+            if name not in _OWN:
+                arrays[name] = derived[name].cast(column.type) if name in derived else pa.nulls(n, column.type)
             elif name == "attributes":
-                arrays[name] = self.attrs.array()
+                arrays[name] = attrs
             elif name == "resource_attributes":
                 arrays[name] = self.res_attrs.array()
             elif name in ("start_time", "end_time"):

@@ -54,6 +54,7 @@ class GenAIDedup:
         self._same_id_ns = int(same_id_window_s * 1e9)
         self._fuzzy_ns = int(fuzzy_window_s * 1e9)
         self.marked = 0
+        self._emitters: set[str] = set()  # every emitter ever remembered (only grows)
 
     def mark(self, table: pa.Table) -> pa.Table:
         """The table with ``duplicate_of`` set on rows that repeat an already kept LLM call."""
@@ -68,6 +69,11 @@ class GenAIDedup:
         cols = {name: sub.column(name).to_pylist() for name in _COLUMNS}
         if SELF_TRACED_PROVIDER in cols["provider"]:
             cols.update({name: sub.column(name).to_pylist() for name in _SHAPE_COLUMNS})
+        emitters = set(cols["emitter"])
+        if len(emitters) == 1 and self._emitters <= emitters:
+            # Every pattern pairs two different emitters: with one emitter in sight, nothing can match.
+            self._remember_all(cols)
+            return table
         order: Any = range(len(indices))
         if SELF_TRACING_EMITTER in cols["emitter"]:
             # Within one flush a priced span is kept over an unpriced one (OpenLLMetry events mode loses
@@ -114,6 +120,20 @@ class GenAIDedup:
                 return other
         return None
 
+    def _remember_all(self, cols: dict[str, list[Any]]) -> None:
+        """``_remember`` for every row, in bulk (the common case: one instrumentation)."""
+        seen = list(map(_Seen._make, zip(cols["span_id"], cols["trace_id"], cols["emitter"], cols["provider"],
+                                         cols["start_time_unix_nano"])))
+        self._emitters.update(cols["emitter"])
+        self._by_response.update((rid, s) for rid, s in zip(cols["response_id"], seen) if rid)
+        self._by_span.update(zip(cols["span_id"], seen))
+        self._by_parent.update((parent, s) for parent, s in zip(cols["parent_span_id"], seen) if parent)
+        for i, s in enumerate(seen):
+            if s.provider == SELF_TRACED_PROVIDER:
+                self._remember_shape(cols, i, s)
+        for memory in (self._by_response, self._by_span, self._by_parent, self._by_shape):
+            _trim(memory, self._capacity)
+
     def _remember(self, cols: dict[str, list[Any]], i: int) -> None:
         seen = _Seen(cols["span_id"][i], cols["trace_id"][i], cols["emitter"][i], cols["provider"][i],
                      cols["start_time_unix_nano"][i])
@@ -123,7 +143,11 @@ class GenAIDedup:
         self._by_span[seen.span_id] = seen
         if parent:
             self._by_parent[parent] = seen
+        self._emitters.add(seen.emitter)
         if seen.provider == SELF_TRACED_PROVIDER:  # only the anthropic SDK's spans are matched by shape
-            shape = self._shape(cols, i)
-            recent = [s for s in self._by_shape.get(shape, ()) if abs(s.start_ns - seen.start_ns) <= self._fuzzy_ns]
-            self._by_shape[shape] = (*recent[-7:], seen)
+            self._remember_shape(cols, i, seen)
+
+    def _remember_shape(self, cols: dict[str, list[Any]], i: int, seen: _Seen) -> None:
+        shape = self._shape(cols, i)
+        recent = [s for s in self._by_shape.get(shape, ()) if abs(s.start_ns - seen.start_ns) <= self._fuzzy_ns]
+        self._by_shape[shape] = (*recent[-7:], seen)

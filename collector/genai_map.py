@@ -335,7 +335,7 @@ _OPENLLMETRY_LIBS = frozenset({
     "vertexai", "google_generativeai", "openai_agents", "writer",
 })
 # Key presence for spans whose scope says nothing (app code using a library's tagging API).
-_BY_KEY: tuple[tuple[str, EmitterMap], ...] = (
+BY_KEY: tuple[tuple[str, EmitterMap], ...] = (
     (sc.OPENINFERENCE_SPAN_KIND, OPENINFERENCE), (sc.LANGFUSE_OBSERVATION_TYPE, LANGFUSE),
     (sc.TRACELOOP_SPAN_KIND, OPENLLMETRY),
 )
@@ -360,7 +360,7 @@ def emitter_for_scope(scope_name: str | None) -> EmitterMap | None:
 
 def emitter_for_span(attrs: Mapping[str, Any]) -> EmitterMap:
     """The emitter of a span from an unrecognised scope, by the keys it carries (PLAIN when none)."""
-    for key, emitter in _BY_KEY:
+    for key, emitter in BY_KEY:
         if key in attrs:
             return emitter
     if sc.GEN_AI_OPERATION_NAME in attrs or sc.GEN_AI_PROVIDER_NAME in attrs or sc.GEN_AI_SYSTEM in attrs \

@@ -1,27 +1,34 @@
-"""The GenAI normaliser: one span's attributes → the typed GenAI columns, whatever the emitter.
+"""The GenAI normaliser: a flush of spans → the typed GenAI columns, whatever the emitter.
 
-It picks the emitter's declarative map (``collector/genai_map.py``) by scope name (memoised) or, for
-unknown scopes, by key presence, and applies only that map; then it fixes the known semantic
-differences (inclusive input tokens, TTFT only on streams), takes content out of the attributes into
-``span_content`` and prices the call. JSON is parsed only when a column needs a value inside it.
+Per span, only content is handled as it arrives (it must leave the attributes before they are
+stored). Everything else runs once per flush over the attribute map column (``attr_index``): the
+emitter of each row (scope name, else key presence), each emitter's declarative map
+(``genai_map.py``) applied to its rows as whole columns, then the known semantic fixes (inclusive
+input tokens, TTFT only on streams) and prices. Rare cases (errors, span-event TTFT, JSON-text
+sources) are read span by span for the rows that have them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from spanlake.collector import content as ct
+from spanlake.collector.attr_index import CONVERTER_TYPES, AttrIndex, map_distinct, scatter
 from spanlake.collector.attributes import encode_value
 from spanlake.collector.genai_map import (
-    EXTRA_TAG_KEYS,
+    ALL_EMITTERS,
+    BY_KEY,
     PLAIN,
-    TAG_KEYS_IN_COLUMNS,
     EmitterMap,
+    Src,
     emitter_for_scope,
     emitter_for_span,
     error_class,
@@ -30,6 +37,7 @@ from spanlake.collector.genai_map import (
     to_int,
     to_str,
 )
+from spanlake.collector.genai_tags import params_and_tags
 from spanlake.collector.pricing import PRICE_SOURCE, PRICE_VERSION, PriceBook
 from spanlake.instrumentation import semconv as sc
 
@@ -45,22 +53,103 @@ LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embe
 SEMCONV_OPERATIONS = LLM_OPERATIONS | {"execute_tool", "invoke_agent", "create_agent", "invoke_workflow",
                                        "retrieval"}
 _STREAMABLE = frozenset({"chat", "text_completion", "generate_content"})
-_STATUS_ERROR = 2
 _HTTP_CODE_IN_MESSAGE = re.compile(r"Error code: (\d{3})\b")  # openai/anthropic SDK APIStatusError text
 _ERROR_CLASS_IN_MESSAGE = re.compile(r"^(\w+(?:Error|Exception)): ")
-_FEATURE_TAGS = frozenset({sc.FEATURE_TAG, sc.APP_FEATURE, sc.SPANLAKE_FEATURE})
 _TTFT_SOURCES = {"attr": "attribute", "event": "span_event", "iso": "iso_timestamp"}
+_NS_PER_DAY = 86_400 * 10**9
+
+EMITTERS: tuple[EmitterMap, ...] = (*ALL_EMITTERS, PLAIN)
+_INDEX = {e.name: i for i, e in enumerate(EMITTERS)}
+_PLAIN = _INDEX[PLAIN.name]
+_MAPPED_COLUMNS = tuple(dict.fromkeys(c for e in EMITTERS for c in e.columns))
+_CONTENT_KEYS = frozenset(k for keys in ct.SPAN_CONTENT_KEYS.values() for k in keys)
+# Content keys that a map also reads a column from (OpenInference's response id is in output.value).
+_CONTENT_SOURCE_KEYS = tuple(_CONTENT_KEYS & {s.key for e in EMITTERS for srcs in e.columns.values() for s in srcs})
 
 
-def _json_value(attrs: Mapping[str, Any], key: str, path: tuple[str, ...], cache: dict[str, Any]) -> Any:
-    """The value at ``path`` inside the JSON text of attribute ``key`` (parsed at most once per span)."""
-    if key not in cache:
-        raw = attrs[key]
-        try:
-            cache[key] = json.loads(raw) if isinstance(raw, str) else raw
-        except (json.JSONDecodeError, RecursionError):
-            cache[key] = None
-    value = cache[key]
+class SpanContent(NamedTuple):
+    """What was taken out of one span's attributes as it arrived: its content, and source values."""
+
+    emitter: EmitterMap
+    content: ct.Content | None
+    kept: dict[str, str]  # encoded values of content keys some map reads a column from
+
+
+@dataclass
+class SpanBatch:
+    """What the normaliser reads of one flush of spans, row-aligned (the span builder's columns)."""
+
+    attrs: pa.MapArray
+    scope_names: Sequence[str | None]
+    scope_versions: Sequence[str | None]
+    names: Sequence[str]
+    status_codes: Sequence[str]
+    status_messages: Sequence[str | None]
+    events: Sequence[list[dict[str, Any]] | None]
+    starts: Sequence[int]
+    trace_ids: Sequence[str]
+    span_ids: Sequence[str]
+    services: Sequence[str | None]
+    content: Mapping[int, SpanContent] = field(default_factory=dict)
+
+
+def _null(n: int, column: str) -> pa.Array:
+    return pa.nulls(n, _TYPES.get(column, pa.string()))
+
+
+_TYPES: dict[str, pa.DataType] = {
+    **{c: pa.int64() for c in ("input_tokens", "output_tokens", "total_tokens", "cached_input_tokens",
+                               "cache_write_tokens", "reasoning_tokens", "output_chars", "http_status")},
+    "ttft_s": pa.float64(), "cost_usd": pa.float64(), "is_stream": pa.bool_(), "finish_reasons": pa.list_(pa.string()),
+}
+
+
+class _Rows:
+    """Row masks of one batch: which emitter each row belongs to, and which rows are errors."""
+
+    def __init__(self, emitter_of_row: np.ndarray, batch: SpanBatch) -> None:
+        self.n = len(emitter_of_row)
+        self.emitter_of_row = emitter_of_row
+        self.present = [int(i) for i in np.unique(emitter_of_row)]
+        self._masks: dict[int, np.ndarray] = {}
+        self.genai = emitter_of_row != _PLAIN
+        self.error = np.asarray(pc.equal(pa.array(batch.status_codes, pa.string()), "ERROR")
+                                .to_numpy(zero_copy_only=False), bool)
+
+    def of(self, index: int) -> np.ndarray:
+        found = self._masks.get(index)
+        if found is None:
+            found = self._masks[index] = self.emitter_of_row == index
+        return found
+
+    def only(self, index: int) -> bool:
+        return self.present == [index]
+
+
+def _where(mask: np.ndarray, value: pa.Array, other: pa.Array) -> pa.Array:
+    """``value`` on rows of ``mask``, else ``other`` (skipping the work when the mask is all or nothing)."""
+    if mask.all():
+        return value
+    if not mask.any():
+        return other
+    return pc.if_else(pa.array(mask), value, other.cast(value.type))
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    return np.asarray(pc.is_valid(array).to_numpy(zero_copy_only=False), bool)
+
+
+def _true(array: pa.Array) -> np.ndarray:
+    """Per row: is the boolean value true (null counts as false)."""
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), bool)
+
+
+def _json_value(text: str | None, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` inside JSON text (None when absent or not JSON)."""
+    try:
+        value = json.loads(text) if text is not None else None
+    except (json.JSONDecodeError, RecursionError):
+        return None
     for step in path:
         if not isinstance(value, dict):
             return None
@@ -68,143 +157,305 @@ def _json_value(attrs: Mapping[str, Any], key: str, path: tuple[str, ...], cache
     return value
 
 
-_Plan = tuple[tuple[str, tuple[tuple[str, Any, tuple[str, ...]], ...]], ...]
-_PLANS: dict[str, tuple[_Plan, tuple[str, ...]]] = {}
+def _source(ix: AttrIndex, src: Src) -> pa.Array | None:
+    """One source's typed values per row (None when no row carries its key)."""
+    if ix.code(src.key) is None and src.key not in _CONTENT_SOURCE_KEYS:
+        return None
+    if not src.path:
+        return ix.typed(src.key, src.convert)
+    texts = ix.values(src.key)
+    rows = np.flatnonzero(_valid(texts))
+    if not len(rows):
+        return None
+    values = []
+    for row in rows:
+        raw = _json_value(texts[int(row)].as_py(), src.path)
+        values.append(src.convert(raw) if raw is not None else None)
+    out_type = CONVERTER_TYPES.get(src.convert, pa.string())
+    return scatter(pa.nulls(ix.rows, out_type), rows, values)
 
 
-def _plan(emitter: EmitterMap) -> tuple[_Plan, tuple[str, ...]]:
-    """The map as plain tuples (hot loop without attribute lookups) and every key prefix it scans for."""
-    found = _PLANS.get(emitter.name)
-    if found is None:
-        plan = tuple((column, tuple((s.key, s.convert, s.path) for s in sources))
-                     for column, sources in emitter.columns.items())
-        prefixes = tuple(p for p, _ in emitter.tag_prefixes) + ((emitter.params_prefix,) if emitter.params_prefix else ())
-        found = _PLANS[emitter.name] = (plan, prefixes)
-    return found
+def _coalesced(ix: AttrIndex, sources: Sequence[Src], cache: dict[Src, pa.Array | None]) -> pa.Array | None:
+    """Per row, the first source present whose value converts."""
+    arrays = []
+    for src in sources:
+        if src not in cache:
+            cache[src] = _source(ix, src)
+        if cache[src] is not None:
+            arrays.append(cache[src])
+    if not arrays:
+        return None
+    return arrays[0] if len(arrays) == 1 else pc.coalesce(*arrays)
 
 
-_KEYSETS_MAX = 4096
+class GenAINormalizer:
+    """Per writer process: the emitter cache, the price book and the pending content rows."""
 
+    def __init__(self, prices: PriceBook | None = None, content: ct.ContentCollector | None = None) -> None:
+        self.prices = prices if prices is not None else PriceBook()
+        self.content = content if content is not None else ct.ContentCollector()
+        self._scopes: dict[str | None, EmitterMap | None] = {}
 
-_PARAM, _TAG, _EXTRA = 0, 1, 2
-_Scan = tuple[tuple[str, int, str, bool], ...]  # (key, kind, param/tag name, value JSON-encoded)
+    def counters(self) -> dict[str, int]:
+        return {"genai_unpriced": self.prices.unpriced}
 
+    def _scope_emitter(self, scope_name: str | None) -> EmitterMap | None:
+        try:
+            return self._scopes[scope_name]
+        except KeyError:
+            found = self._scopes[scope_name] = emitter_for_scope(scope_name)
+            return found
 
-def _scan_action(emitter: EmitterMap, key: str) -> tuple[str, int, str, bool] | None:
-    """What a prefixed or extra key contributes: a request parameter, a tag, or nothing."""
-    pprefix = emitter.params_prefix
-    if pprefix and key.startswith(pprefix):
-        return None if key in emitter.params_skip else (key, _PARAM, key[len(pprefix):], False)
-    for prefix, is_json in emitter.tag_prefixes:
-        if key.startswith(prefix):
-            name = key if prefix == sc.APP_PREFIX else key[len(prefix):]
-            return None if name == "finish_reason" else (key, _TAG, name, is_json)
-    return (key, _EXTRA, EXTRA_TAG_KEYS[key], False) if key in EXTRA_TAG_KEYS else None
+    # --- per span, as it arrives -----------------------------------------------------------------
+    def take_content(self, attrs: dict[str, Any], scope_name: str | None) -> SpanContent | None:
+        """Remove the content an emitter put on a span's attributes (before they are stored)."""
+        if _CONTENT_KEYS.isdisjoint(attrs):
+            return None
+        emitter = self._scope_emitter(scope_name) or emitter_for_span(attrs)
+        kept = {k: encode_value(attrs[k]) for k in _CONTENT_SOURCE_KEYS if k in attrs}
+        return SpanContent(emitter, ct.from_span(emitter.content, attrs), kept)
 
+    def log(self, event_name: str | None, attrs: Mapping[str, Any], body: Any, trace_id: bytes, span_id: bytes,
+            time_ns: int, service: str | None) -> None:
+        """Content from a GenAI log record, joined to its span by ids (records without ids cannot be)."""
+        if event_name not in ct.CONTENT_EVENTS or not any(trace_id) or not any(span_id):
+            return
+        found = ct.from_log(event_name, attrs, body)
+        if found is not None:
+            self.content.add_log((trace_id.hex(), span_id.hex()), time_ns // 1000, service, found)
 
-def _keyset_plan(emitter: EmitterMap, attrs: Mapping[str, Any]) -> tuple[_Plan, _Scan]:
-    """(the sources present, what each prefixed key contributes) for this emitter and key set."""
-    plan, prefixes = _plan(emitter)
-    present = tuple((column, kept) for column, sources in plan
-                    if (kept := tuple(src for src in sources if src[0] in attrs)))
-    scan = tuple(a for k in attrs if (k.startswith(prefixes) or k in EXTRA_TAG_KEYS)
-                 and (a := _scan_action(emitter, k)) is not None)
-    return present, scan
+    # --- per flush -------------------------------------------------------------------------------
+    def columns(self, batch: SpanBatch) -> dict[str, pa.Array]:
+        """The typed GenAI columns of a flush of spans, row-aligned (absent columns are all NULL)."""
+        overrides: dict[str, dict[int, str]] = {}
+        for row, taken in batch.content.items():
+            for key, value in taken.kept.items():
+                overrides.setdefault(key, {})[row] = value
+        ix = AttrIndex(batch.attrs, overrides)
+        rows = _Rows(self._emitter_of_rows(batch, ix), batch)
+        cols = self._mapped(ix, rows)
+        n = rows.n
+        get = lambda name: cols.get(name, _null(n, name))
+        names = pa.array([e.name for e in EMITTERS[:-1]] + [None], pa.string())
+        cols["emitter"] = names.take(pa.array(rows.emitter_of_row))
+        self._operation_and_provider(cols, get, batch, rows)
+        cols["request_params"], cols["tags"], tag_feature = params_and_tags(ix, rows.emitter_of_row, EMITTERS)
+        tag_feature = pc.if_else(pc.equal(tag_feature, ""), pa.scalar(None, pa.string()), tag_feature)
+        cols["feature"] = pc.coalesce(get("feature"), _where(rows.genai, tag_feature, _null(n, "feature")))
+        if rows.genai.any():
+            self._stream_and_ttft(cols, get, ix, batch, rows)
+            self._fix_tokens(cols, get, batch, rows)
+        self._errors(cols, get, ix, batch, rows)
+        self._content(cols, get, batch, rows)
+        self._price(cols, get, batch, rows)
+        return cols
 
+    def _emitter_of_rows(self, batch: SpanBatch, ix: AttrIndex) -> np.ndarray:
+        """Index into EMITTERS per row: by scope name, else by the keys the span carries."""
+        by_scope = {s: (_INDEX[e.name] if (e := self._scope_emitter(s)) is not None else -1)
+                    for s in set(batch.scope_names)}
+        out = np.array([by_scope[s] for s in batch.scope_names], np.int64)
+        unknown = out < 0
+        if unknown.any():
+            by_keys = np.full(ix.rows, _PLAIN, np.int64)
+            by_keys[ix.rows_with_keys(lambda k: k.startswith(sc.GEN_AI_PREFIX))] = _INDEX["otel-genai"]
+            for key, emitter in reversed(BY_KEY):  # the first match in emitter_for_span's order wins
+                by_keys[ix.has(key)] = _INDEX[emitter.name]
+            out[unknown] = by_keys[unknown]
+        for row, taken in batch.content.items():  # detected before content keys left the attributes
+            out[row] = _INDEX[taken.emitter.name]
+        return out
 
-def extract_columns(emitter: EmitterMap, attrs: Mapping[str, Any], cache: dict[str, Any],
-                    present: _Plan | None = None) -> dict[str, Any]:
-    """Apply one map: per column, the first source present whose value converts."""
-    row: dict[str, Any] = {}
-    for column, sources in present if present is not None else _plan(emitter)[0]:
-        for key, convert, path in sources:
-            raw = attrs.get(key)
-            if raw is None:
+    @staticmethod
+    def _mapped(ix: AttrIndex, rows: _Rows) -> dict[str, pa.Array]:
+        """Each emitter's map applied to its rows: per column, the first source present that converts."""
+        cols: dict[str, pa.Array] = {}
+        cache: dict[Src, pa.Array | None] = {}
+        for column in _MAPPED_COLUMNS:
+            acc: pa.Array | None = None
+            for index in rows.present:
+                sources = EMITTERS[index].columns.get(column)
+                value = _coalesced(ix, sources, cache) if sources else None
+                if value is None:
+                    continue
+                acc = value if rows.only(index) else _where(rows.of(index), value, acc if acc is not None
+                                                            else pa.nulls(rows.n, value.type))
+            if acc is not None:
+                cols[column] = acc
+        return cols
+
+    @staticmethod
+    def _operation_and_provider(cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: _Rows) -> None:
+        """Emitter operation kinds → semconv names; operation/model from a semconv span name; provider fallbacks."""
+        for index in rows.present:
+            emitter, mask = EMITTERS[index], rows.of(index)
+            if emitter.operation_values and "operation" in cols:
+                mapped = map_distinct(cols["operation"], lambda v, kinds=emitter.operation_values: kinds.get(
+                    v, v if v in SEMCONV_OPERATIONS else None), pa.string())
+                cols["operation"] = _where(mask, mapped, cols["operation"])
+            if emitter.operation_from_name:
+                _operation_from_name(cols, get, batch, mask & ~_valid(get("operation")))
+            if emitter.provider_from_scope or emitter.provider_from_name:
+                _provider_fallback(cols, get, emitter, batch, mask & ~_valid(get("provider")))
+            if emitter.model_is_request_on_error and "response_model" in cols:
+                moved = mask & rows.error & _valid(cols["response_model"])
+                if moved.any():
+                    cols["request_model"] = _where(moved, cols["response_model"], get("request_model"))
+                    cols["response_model"] = _where(moved, _null(rows.n, "response_model"), cols["response_model"])
+
+    @staticmethod
+    def _stream_and_ttft(cols: dict[str, pa.Array], get: Any, ix: AttrIndex, batch: SpanBatch, rows: _Rows) -> None:
+        """Stream flag (inferred where the emitter allows) and TTFT, kept only on streamed calls."""
+        n = rows.n
+        stream_acc, ttft_acc, source_acc = _null(n, "is_stream"), _null(n, "ttft_s"), _null(n, "ttft_source")
+        streamable = _true(pc.is_in(get("operation"), pa.array(sorted(_STREAMABLE))))
+        sent = get("is_stream")
+        sent_true, absent = _true(sent), ~_valid(sent)
+        sent_false = _true(pc.invert(sent))
+        for index in rows.present:
+            if index == _PLAIN:
                 continue
-            if path:
-                raw = _json_value(attrs, key, path, cache)
-            kind = type(raw)  # the common cases without a call: str, int tokens, float seconds
-            if convert is to_str and kind is str:
-                value = raw or None
-            elif (convert is to_int and kind is int) or (convert is to_float and kind is float):
-                value = raw
-            else:
-                value = convert(raw) if raw is not None else None
-            if value is not None:
-                row[column] = value
-                break
-    return row
+            emitter, mask = EMITTERS[index], rows.of(index)
+            ttft, source = _ttft(emitter, ix, batch, mask)
+            has_ttft = _valid(ttft)
+            # A first-chunk attribute/event/timestamp only exists on streamed calls (not so for openlit).
+            now_true = absent & has_ttft if emitter.ttft_implies_stream else np.zeros(n, bool)
+            now_false = absent & ~now_true & streamable if emitter.stream_absent_means_false else np.zeros(n, bool)
+            is_true, is_false = sent_true | now_true, sent_false | now_false
+            stream = pc.if_else(pa.array(is_true), True, pc.if_else(pa.array(is_false), False,
+                                                                     pa.scalar(None, pa.bool_())))
+            # Never a TTFT on a call that was not streamed (openlit stamps every span).
+            keep = is_true & has_ttft & _true(pc.greater_equal(ttft, 0.0))
+            stream_acc = _where(mask, stream, stream_acc)
+            ttft_acc = _where(mask & keep, ttft, ttft_acc)
+            source_acc = _where(mask & keep, source, source_acc)
+        cols["is_stream"], cols["ttft_s"], cols["ttft_source"] = stream_acc, ttft_acc, source_acc
+
+    @staticmethod
+    def _fix_tokens(cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: _Rows) -> None:
+        """Inclusive token semantics (semconv): input includes cache read/write, total = input + output."""
+        inp, out = get("input_tokens"), get("output_tokens")
+        recompute = np.zeros(rows.n, bool)
+        for index in rows.present:
+            emitter, mask = EMITTERS[index], rows.of(index)
+            if emitter.input_excludes_cache_for:
+                # openlit reports Anthropic's raw input_tokens, which exclude cached tokens (fixture: 10 vs 13).
+                fix = mask & _valid(inp) & _true(pc.is_in(get("provider"),
+                                                          pa.array(sorted(emitter.input_excludes_cache_for))))
+                if fix.any():
+                    added = pc.add(pc.add(inp, pc.fill_null(get("cached_input_tokens"), 0)),
+                                   pc.fill_null(get("cache_write_tokens"), 0))
+                    inp = _where(fix, added, inp)
+                    recompute |= fix
+            if emitter.name == "openllmetry":
+                fix = mask & _off_by_one_stream(batch, get, out)
+                if fix.any():
+                    out = _where(fix, pc.subtract(out, 1), out)
+                    recompute |= fix
+        total = get("total_tokens")
+        either = rows.genai & (_valid(inp) | _valid(out))
+        redo = either & (recompute | ~_valid(total))
+        if redo.any():
+            total = _where(redo, pc.add(pc.fill_null(inp, 0), pc.fill_null(out, 0)), total)
+        cols["input_tokens"], cols["output_tokens"], cols["total_tokens"] = inp, out, total
+
+    @staticmethod
+    def _errors(cols: dict[str, pa.Array], get: Any, ix: AttrIndex, batch: SpanBatch, rows: _Rows) -> None:
+        """HTTP status (attributes), and for failed GenAI spans the error class and status from the error text."""
+        sources = [a for a in (ix.typed(sc.HTTP_RESPONSE_STATUS_CODE, to_int), ix.typed(sc.HTTP_STATUS_CODE_OLD, to_int))
+                   if a.null_count < rows.n]
+        status = pc.coalesce(*sources) if len(sources) > 1 else sources[0] if sources else _null(rows.n, "http_status")
+        failed = np.flatnonzero(rows.genai & rows.error)
+        if len(failed):
+            error_type, lf_message = get("error_type"), ix.values(sc.LANGFUSE_STATUS_MESSAGE)
+            types, codes = error_type.to_pylist(), status.to_pylist()
+            for row in (int(r) for r in failed):
+                message = batch.status_messages[row] or (lf_message[row].as_py() or "")
+                types[row], codes[row] = _error_details(types[row], codes[row], message, batch.events[row])
+            cols["error_type"] = pa.array(types, pa.string())
+            status = pa.array(codes, pa.int64())
+        cols["http_status"] = status
+
+    def _content(self, cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: _Rows) -> None:
+        """Queue span content for span_content; output length of LLM calls from it (or from log records)."""
+        if not batch.content and not self.content.has_log_content:
+            return
+        for row, taken in batch.content.items():
+            if taken.content is not None:
+                self.content.add_span((batch.trace_ids[row], batch.span_ids[row]), batch.starts[row] // 1000,
+                                      batch.services[row], taken.content)
+        ops = get("operation").to_pylist()
+        chars: dict[int, int | None] = {}
+        for row, taken in batch.content.items():
+            if taken.content is not None and ops[row] in _STREAMABLE:
+                chars[row] = ct.output_chars(taken.content.output)
+        if self.content.has_log_content:  # a span's content may have come first, as log records
+            for row in (i for i, op in enumerate(ops) if op in _STREAMABLE and i not in chars):
+                if rows.genai[row] and (row not in batch.content or batch.content[row].content is None):
+                    chars[row] = self.content.output_chars_seen((batch.trace_ids[row], batch.span_ids[row]))
+        cols["output_chars"] = scatter(_null(rows.n, "output_chars"), list(chars), list(chars.values()))
+
+    def _price(self, cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: _Rows) -> None:
+        """Cost of LLM calls: the emitter's own figure wins, else genai-prices (NULL and counted if unknown)."""
+        n = rows.n
+        llm = rows.genai & _true(pc.is_in(get("operation"), pa.array(sorted(LLM_OPERATIONS))))
+        if not llm.any():
+            return
+        reported = llm & _valid(get("cost_usd"))
+        inp, out = get("input_tokens"), get("output_tokens")
+        wanted = np.flatnonzero(llm & ~reported & (_valid(inp) | _valid(out)))
+        cost = get("cost_usd")
+        if len(wanted):
+            computed = self.prices.cost_array(
+                get("provider").take(wanted), pc.coalesce(get("response_model"), get("request_model")).take(wanted),
+                *(pc.fill_null(get(c), 0).take(wanted) for c in ("input_tokens", "output_tokens",
+                                                                  "cached_input_tokens", "cache_write_tokens")),
+                np.asarray(batch.starts, np.int64)[wanted])
+            cost = scatter(cost, wanted, computed.to_pylist())
+        priced = np.zeros(n, bool)
+        priced[wanted] = True
+        priced &= _valid(cost)
+        source = _where(reported, pa.array(np.full(n, "emitter", object), pa.string()), _null(n, "cost_source"))
+        version = _where(reported, cols["emitter"], _null(n, "price_version"))
+        cols["cost_usd"] = cost
+        cols["cost_source"] = _where(priced, pa.array(np.full(n, PRICE_SOURCE, object), pa.string()), source)
+        cols["price_version"] = _where(priced, pa.array(np.full(n, PRICE_VERSION, object), pa.string()), version)
 
 
-def _encode(value: Any) -> str:
-    """encode_value with fast paths for the scalar types request parameters have."""
-    kind = type(value)
-    if kind is str:
-        return value  # type: ignore[no-any-return]
-    if kind is float and math.isfinite(value):
-        return repr(value)
-    return encode_value(value)
-
-
-def _scan_prefixed(emitter: EmitterMap, attrs: Mapping[str, Any], cache: dict[str, Any],
-                   scan: _Scan | None = None) -> tuple[dict[str, str] | None, dict[str, str] | None]:
-    """(request params, tags) from the emitter's prefixed keys and JSON objects, in one pass over keys.
-    A tag named like the feature (``feature``, ``app.feature``) is returned under ``_FEATURE``."""
-    params: dict[str, str] = {}
-    tags: dict[str, str] = {}
-    defaults, skip = emitter.param_defaults, emitter.params_skip
-    for key, kind, name, is_json in scan if scan is not None else _keyset_plan(emitter, attrs)[1]:
-        value = attrs[key]
-        if kind == _PARAM:
-            if value != "" and not (key in defaults and defaults[key] == value):
-                params[name] = _encode(value)
-        elif kind == _TAG:
-            _put_tag(tags, name, (json_str(value) if is_json else to_str(value)) or "")
-        else:
-            tags[name] = encode_value(value)
-    for key in emitter.params_json:
-        if key in attrs:
-            obj = _json_value(attrs, key, (), cache)
-            for name, value in (obj.items() if isinstance(obj, dict) else ()):
-                if name not in skip and not (name in defaults and defaults[name] == value):
-                    params[name] = encode_value(value)
-    for key in emitter.tag_json_objects:
-        if key in attrs:
-            obj = _json_value(attrs, key, (), cache)
-            for name, value in (obj.items() if isinstance(obj, dict) else ()):
-                _put_tag(tags, name, to_str(value) or "")
-    for key in emitter.tag_lists:
-        if key in attrs:
-            tags["tags"] = encode_value(attrs[key])
-    return params or None, tags or None
-
-
-_FEATURE = "\0feature"  # never a real tag name
-
-
-def _put_tag(tags: dict[str, str], name: str, value: str) -> None:
-    """Store a tag, except those that have a typed column (a feature tag is kept aside for it)."""
-    if name in TAG_KEYS_IN_COLUMNS:
-        if name in _FEATURE_TAGS:
-            tags.setdefault(_FEATURE, value)
-    else:
-        tags[name] = value
-
-
-def _ttft(emitter: EmitterMap, attrs: Mapping[str, Any], span: Any, start_ns: int) -> tuple[float | None, str | None]:
-    """Time to first token in seconds and its source, from the emitter's TTFT shapes (first that is present)."""
-    for kind, key in emitter.ttft:
-        value: float | None = None
+def _ttft(emitter: EmitterMap, ix: AttrIndex, batch: SpanBatch, mask: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """(TTFT seconds, its source) per row from the emitter's TTFT shapes, first present wins."""
+    n = ix.rows
+    ttft, source = _null(n, "ttft_s"), _null(n, "ttft_source")
+    for kind, key in reversed(emitter.ttft):  # later shapes first, so earlier ones overwrite them
         if kind == "attr":
-            value = to_float(attrs.get(key))
-        elif kind == "event":
-            first = next((e.time_unix_nano for e in span.events if e.name == key), 0)
-            value = (first - start_ns) / 1e9 if first else None
-        elif kind == "iso" and key in attrs:
-            value = _iso_minus(json_str(attrs[key]), start_ns)
-        if value is not None:
-            return value, _TTFT_SOURCES[kind]
-    return None, None
+            value = ix.typed(key, to_float)
+        else:
+            value = _ttft_per_span(kind, key, ix, batch, mask)
+        found = _valid(value)
+        if found.any():
+            ttft = _where(found, value, ttft)
+            source = _where(found, pa.array(np.full(n, _TTFT_SOURCES[kind], object), pa.string()), source)
+    return ttft, source
+
+
+def _ttft_per_span(kind: str, key: str, ix: AttrIndex, batch: SpanBatch, mask: np.ndarray) -> pa.Array:
+    """TTFT from a first-chunk span event or an ISO timestamp attribute, span by span (streams only)."""
+    rows, values = [], []
+    if kind == "event":
+        for row in np.flatnonzero(mask):
+            events = batch.events[row]
+            first = next((e["time_unix_nano"] for e in events if e["name"] == key), 0) if events else 0
+            if first:
+                rows.append(int(row))
+                values.append((first - batch.starts[row]) / 1e9)
+    elif kind == "iso":
+        texts = ix.values(key)
+        for row in np.flatnonzero(mask & _valid(texts)):
+            value = _iso_minus(json_str(texts[int(row)].as_py()), batch.starts[row])
+            if value is not None:
+                rows.append(int(row))
+                values.append(value)
+    return scatter(_null(ix.rows, "ttft_s"), rows, values)
 
 
 def _iso_minus(text: str | None, start_ns: int) -> float | None:
@@ -225,195 +476,69 @@ def _version_at_most(version: str | None, limit: tuple[int, int]) -> bool:
     return len(parts) == 2 and (int(parts[0]), int(parts[1])) <= limit
 
 
-def _fix_tokens(row: dict[str, Any], emitter: EmitterMap, scope_name: str | None, scope_version: str | None) -> None:
-    """Inclusive token semantics (semconv): input includes cache read/write, total = input + output."""
-    inp, out = row.get("input_tokens"), row.get("output_tokens")
-    recompute_total = False
-    if inp is not None and row.get("provider") in emitter.input_excludes_cache_for:
-        # openlit reports Anthropic's raw input_tokens, which exclude cached tokens (fixture: 10 vs 13).
-        inp = row["input_tokens"] = inp + (row.get("cached_input_tokens") or 0) + (row.get("cache_write_tokens") or 0)
-        recompute_total = True
-    if (out and emitter.name == "openllmetry" and row.get("is_stream") and scope_name
-            and scope_name.endswith(sc.GEN_AI_PROVIDER_ANTHROPIC) and _version_at_most(scope_version, (0, 62))):
-        # OpenLLMetry <= 0.62 adds message_start's output_tokens (1) to message_delta's cumulative count.
-        out = row["output_tokens"] = out - 1
-        recompute_total = True
-    if (recompute_total or row.get("total_tokens") is None) and (inp is not None or out is not None):
-        row["total_tokens"] = (inp or 0) + (out or 0)
+def _off_by_one_stream(batch: SpanBatch, get: Any, out: pa.Array) -> np.ndarray:
+    """Rows where OpenLLMetry <= 0.62 added message_start's output_tokens (1) to Anthropic's cumulative count."""
+    affected = {(s, v) for s, v in set(zip(batch.scope_names, batch.scope_versions))
+                if s and s.endswith(sc.GEN_AI_PROVIDER_ANTHROPIC) and _version_at_most(v, (0, 62))}
+    if not affected:
+        return np.zeros(len(out), bool)
+    scoped = np.array([(s, v) in affected for s, v in zip(batch.scope_names, batch.scope_versions)], bool)
+    return scoped & _true(get("is_stream")) & _true(pc.greater(out, 0))
 
 
-def _from_span_name(row: dict[str, Any], name: str) -> str | None:
+def _operation_from_name(cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: np.ndarray) -> None:
     """Operation and request model from a semconv span name ``{operation} {model}``."""
-    op, _, model = name.partition(" ")
-    if op not in LLM_OPERATIONS or not model or " " in model:
-        return None
-    row["operation"] = op
-    row.setdefault("request_model", model)
-    return op
+    ops, models = {}, {}
+    current_models = get("request_model")
+    for row in (int(r) for r in np.flatnonzero(rows)):
+        op, _, model = batch.names[row].partition(" ")
+        if op in LLM_OPERATIONS and model and " " not in model:
+            ops[row] = op
+            if not current_models[row].is_valid:
+                models[row] = model
+    if ops:
+        cols["operation"] = scatter(get("operation"), list(ops), list(ops.values()))
+        cols["request_model"] = scatter(current_models, list(models), list(models.values()))
 
 
-def _fill_provider(row: dict[str, Any], emitter: EmitterMap, scope_name: str | None, span_name: str) -> None:
-    if "provider" in row:
-        return
-    if emitter.provider_from_scope and scope_name and scope_name.startswith(emitter.provider_from_scope):
-        row["provider"] = scope_name[len(emitter.provider_from_scope):] or None
-    for prefix, provider in emitter.provider_from_name:
-        if span_name.startswith(prefix):
-            row["provider"] = provider
+def _provider_fallback(cols: dict[str, pa.Array], get: Any, emitter: EmitterMap, batch: SpanBatch,
+                       rows: np.ndarray) -> None:
+    """Provider from the scope name (openlit) or the span name (Langfuse) where no attribute gave it."""
+    found: dict[int, str | None] = {}
+    prefix = emitter.provider_from_scope
+    for row in (int(r) for r in np.flatnonzero(rows)):
+        scope = batch.scope_names[row]
+        if prefix and scope and scope.startswith(prefix):
+            found[row] = scope[len(prefix):] or None
+        for name_prefix, provider in emitter.provider_from_name:
+            if batch.names[row].startswith(name_prefix):
+                found[row] = provider
+    if found:
+        cols["provider"] = scatter(get("provider"), list(found), list(found.values()))
 
 
-def _fill_errors(row: dict[str, Any], attrs: Mapping[str, Any], span: Any) -> None:
-    """Error class (exception event, status message) and HTTP status (attributes, SDK error text)."""
-    status = attrs.get(sc.HTTP_RESPONSE_STATUS_CODE, attrs.get(sc.HTTP_STATUS_CODE_OLD))
-    if status is not None:
-        row["http_status"] = to_int(status)
-    if span.status.code != _STATUS_ERROR:
-        return
-    message = span.status.message or to_str(attrs.get(sc.LANGFUSE_STATUS_MESSAGE)) or ""
-    if "error_type" not in row:
-        for event in span.events:
-            if event.name == sc.EXCEPTION_EVENT:
-                found = next((kv.value.string_value for kv in event.attributes if kv.key == sc.EXCEPTION_TYPE), "")
-                if found:
-                    row["error_type"] = error_class(found)
-                    break
-    if "error_type" not in row:
+def _error_details(error_type: str | None, http_status: int | None, message: str,
+                   events: list[dict[str, Any]] | None) -> tuple[str | None, int | None]:
+    """Error class (exception event, status message) and HTTP status (SDK error text) of a failed span."""
+    exceptions = [e for e in events or () if e["name"] == sc.EXCEPTION_EVENT]
+    if error_type is None:
+        for event in exceptions:
+            found = next((v for k, v in event["attributes"] if k == sc.EXCEPTION_TYPE), "")
+            if found:
+                error_type = error_class(found)
+                break
+    if error_type is None:
         match = _ERROR_CLASS_IN_MESSAGE.match(message)
         if match:
-            row["error_type"] = match.group(1)
-    if row.get("http_status") is None:
+            error_type = match.group(1)
+    if http_status is None:
         match = _HTTP_CODE_IN_MESSAGE.search(message)
-        if match is None:
-            for event in span.events:
-                for kv in event.attributes if event.name == sc.EXCEPTION_EVENT else ():
-                    match = match or _HTTP_CODE_IN_MESSAGE.search(kv.value.string_value)
+        for event in exceptions if match is None else ():
+            for _key, value in event["attributes"]:
+                match = match or _HTTP_CODE_IN_MESSAGE.search(value)
         if match:
-            row["http_status"] = int(match.group(1))
-
-
-class GenAINormalizer:
-    """Per writer process: the emitter cache, the price book and the pending content rows."""
-
-    def __init__(self, prices: PriceBook | None = None, content: ct.ContentCollector | None = None) -> None:
-        self.prices = prices if prices is not None else PriceBook()
-        self.content = content if content is not None else ct.ContentCollector()
-        self._scopes: dict[str | None, EmitterMap | None] = {}
-        self._keysets: dict[tuple[str | None, tuple[str, ...]], tuple[EmitterMap, _Plan, _Scan]] = {}
-
-    def counters(self) -> dict[str, int]:
-        return {"genai_unpriced": self.prices.unpriced}
-
-    def _emitter(self, scope_name: str | None, attrs: Mapping[str, Any]) -> EmitterMap:
-        try:
-            emitter = self._scopes[scope_name]
-        except KeyError:
-            emitter = self._scopes[scope_name] = emitter_for_scope(scope_name)
-        return emitter if emitter is not None else emitter_for_span(attrs)
-
-    def _route(self, scope_name: str | None, attrs: Mapping[str, Any]) -> tuple[EmitterMap, _Plan, _Scan]:
-        """Emitter, present sources and keys to scan, memoised per (scope, key set): spans of one
-        instrumentation share their key set, so per span this is one tuple hash instead of ~60 lookups."""
-        keyset = (scope_name, tuple(attrs))
-        found = self._keysets.get(keyset)
-        if found is None:
-            emitter = self._emitter(scope_name, attrs)
-            found = (emitter, *_keyset_plan(emitter, attrs))
-            if len(self._keysets) >= _KEYSETS_MAX:  # key sets of high cardinality (indexed keys): start over
-                self._keysets.clear()
-            self._keysets[keyset] = found
-        return found
-
-    def span(self, attrs: dict[str, Any], span: Any, start_ns: int, scope_name: str | None,
-             scope_version: str | None, service: str | None) -> dict[str, Any] | None:
-        """Typed columns of one span (None for a plain span without tags); strips content from ``attrs``."""
-        emitter, present, scan = self._route(scope_name, attrs)
-        if emitter is PLAIN:
-            return self._plain(attrs, present, scan)
-        cache: dict[str, Any] = {}
-        row = extract_columns(emitter, attrs, cache, present)
-        row["emitter"] = emitter.name
-        op = row.get("operation")
-        if op is not None and emitter.operation_values:
-            row["operation"] = op = emitter.operation_values.get(op, op if op in SEMCONV_OPERATIONS else None)
-        if op is None and emitter.operation_from_name:
-            op = _from_span_name(row, span.name)
-        _fill_provider(row, emitter, scope_name, span.name)
-        if emitter.model_is_request_on_error and span.status.code == _STATUS_ERROR and "response_model" in row:
-            row["request_model"] = row.pop("response_model")
-        params, tags = _scan_prefixed(emitter, attrs, cache, scan)
-        feature = tags.pop(_FEATURE, None) if tags else None
-        if "feature" not in row and feature:
-            row["feature"] = feature
-        # Map columns as (key, value) lists: Arrow converts those ~25x faster than dicts.
-        row["request_params"] = list(params.items()) if params else None
-        row["tags"] = list(tags.items()) if tags else None
-        self._stream_and_ttft(row, emitter, attrs, span, start_ns, op)
-        _fix_tokens(row, emitter, scope_name, scope_version)
-        _fill_errors(row, attrs, span)
-        self._content(row, emitter, attrs, span, start_ns, service)
-        if op in LLM_OPERATIONS:
-            self._price(row, start_ns)
-        return row
-
-    def _plain(self, attrs: dict[str, Any], present: _Plan, scan: _Scan) -> dict[str, Any] | None:
-        row = extract_columns(PLAIN, attrs, {}, present)
-        _, tags = _scan_prefixed(PLAIN, attrs, {}, scan) if scan else (None, None)
-        if tags:
-            tags.pop(_FEATURE, None)
-            if tags:
-                row["tags"] = list(tags.items())
-        status = attrs.get(sc.HTTP_RESPONSE_STATUS_CODE, attrs.get(sc.HTTP_STATUS_CODE_OLD))
-        if status is not None:
-            row["http_status"] = to_int(status)
-        return row or None
-
-    @staticmethod
-    def _stream_and_ttft(row: dict[str, Any], emitter: EmitterMap, attrs: Mapping[str, Any], span: Any,
-                         start_ns: int, op: str | None) -> None:
-        ttft, source = _ttft(emitter, attrs, span, start_ns)
-        stream = row.get("is_stream")
-        if stream is None and ttft is not None and emitter.ttft_implies_stream:
-            stream = True  # a first-chunk attribute/event/timestamp only exists on streamed calls
-        if stream is None and emitter.stream_absent_means_false and op in _STREAMABLE:
-            stream = False
-        row["is_stream"] = stream
-        if stream is not True or ttft is None or ttft < 0:
-            ttft = source = None  # never a TTFT on a call that was not streamed (openlit stamps every span)
-        row["ttft_s"], row["ttft_source"] = ttft, source
-
-    def _content(self, row: dict[str, Any], emitter: EmitterMap, attrs: dict[str, Any], span: Any,
-                 start_ns: int, service: str | None) -> None:
-        found = ct.from_span(emitter.content, attrs)
-        if found is not None:
-            self.content.add_span((span.trace_id.hex(), span.span_id.hex()), start_ns // 1000, service, found)
-        if row.get("operation") not in _STREAMABLE:  # output length of an LLM call (embeddings: a vector)
-            return
-        if found is not None:
-            row["output_chars"] = ct.output_chars(found.output)
-        elif self.content.has_log_content:  # the span's content may have come first, as log records
-            row["output_chars"] = self.content.output_chars_seen((span.trace_id.hex(), span.span_id.hex()))
-
-    def _price(self, row: dict[str, Any], start_ns: int) -> None:
-        if row.get("cost_usd") is not None:
-            row["cost_source"], row["price_version"] = "emitter", row["emitter"]
-            return
-        inp, out = row.get("input_tokens"), row.get("output_tokens")
-        if inp is None and out is None:
-            return  # nothing was used (e.g. a failed call): no cost to compute, not an unknown price
-        model = row.get("response_model") or row.get("request_model")
-        cost = self.prices.cost_of(row.get("provider"), model, inp or 0, out or 0, row.get("cached_input_tokens") or 0,
-                                   row.get("cache_write_tokens") or 0, start_ns)
-        if cost is not None:
-            row["cost_usd"], row["cost_source"], row["price_version"] = cost, PRICE_SOURCE, PRICE_VERSION
-
-    def log(self, event_name: str | None, attrs: Mapping[str, Any], body: Any, trace_id: bytes, span_id: bytes,
-            time_ns: int, service: str | None) -> None:
-        """Content from a GenAI log record, joined to its span by ids (records without ids cannot be)."""
-        if event_name not in ct.CONTENT_EVENTS or not any(trace_id) or not any(span_id):
-            return
-        found = ct.from_log(event_name, attrs, body)
-        if found is not None:
-            self.content.add_log((trace_id.hex(), span_id.hex()), time_ns // 1000, service, found)
+            http_status = int(match.group(1))
+    return error_type, http_status
 
 
 def resource_identity(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:

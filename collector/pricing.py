@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any, NamedTuple
 
+import numpy as np
+import pyarrow as pa
 from genai_prices import Usage
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import TieredPrices
@@ -118,3 +120,38 @@ class PriceBook:
         uncached = max(0, input_tokens - cache_read - cache_write)
         return (rates.base + uncached * rates.input + output_tokens * rates.output
                 + cache_read * rates.cache_read + cache_write * rates.cache_write)
+
+    def cost_array(self, providers: pa.Array, models: pa.Array, input_tokens: pa.Array, output_tokens: pa.Array,
+                   cache_read: pa.Array, cache_write: pa.Array, starts_ns: np.ndarray) -> pa.Array:
+        """``cost_of`` for many calls at once: rates looked up once per distinct (provider, model, day),
+        then numpy arithmetic. Token arrays have no nulls; unknown models get NULL and are counted."""
+        days = starts_ns // 86_400_000_000_000
+        provider_codes, provider_names = _codes(providers)
+        model_codes, model_names = _codes(models)
+        span = int(days.max() - days.min()) + 1
+        group_key = ((provider_codes + 1) * (len(model_names) + 1) + model_codes + 1) * span + (days - days.min())
+        _, first, group_of = np.unique(group_key, return_index=True, return_inverse=True)
+        rates = [self.rates(provider_names[provider_codes[i]] if provider_codes[i] >= 0 else None,
+                            model_names[model_codes[i]], int(starts_ns[i])) if model_codes[i] >= 0 else None
+                 for i in first]
+        table = np.array([(r.base, r.input, r.output, r.cache_read, r.cache_write) if r is not None else (0.0,) * 5
+                          for r in rates], np.float64)[group_of]
+        tokens = [np.asarray(a.to_numpy(zero_copy_only=False), np.float64)
+                  for a in (input_tokens, output_tokens, cache_read, cache_write)]
+        uncached = np.maximum(0.0, tokens[0] - tokens[2] - tokens[3])
+        cost = table[:, 0] + uncached * table[:, 1] + tokens[1] * table[:, 2] + tokens[2] * table[:, 3] \
+            + tokens[3] * table[:, 4]
+        unknown = np.array([r is None for r in rates], bool)[group_of]
+        self.unpriced += int(unknown.sum())
+        for row in np.flatnonzero(np.array([r is not None and r.tiered for r in rates], bool)[group_of]):
+            r = rates[group_of[row]]
+            usage = _usage(Tokens(*(int(t[row]) for t in tokens)))
+            cost[row] = float(r.model_price.calc_price(usage)["total_price"])  # type: ignore[union-attr]
+        return pa.array(cost, pa.float64(), mask=unknown)
+
+
+def _codes(values: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """(code per row, -1 for null; the distinct values) of a string array."""
+    encoded = values.dictionary_encode()
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, encoded.dictionary.to_pylist()

@@ -13,7 +13,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from replays import Lakes, rows
+from spanlake.collector.attributes import AttributeDecoder
 from spanlake.collector.content import CONTENT_MAX_CHARS
+from spanlake.collector.convert import SpanBuilder
 from spanlake.collector.normalize import GenAINormalizer
 from spanlake.collector.storage.reader import open_snapshot, search_content
 from spanlake.instrumentation import semconv as sc
@@ -145,9 +147,8 @@ def test_unknown_model_gets_null_cost_and_is_counted() -> None:
     request = _request({}, {sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai",
                             sc.GEN_AI_REQUEST_MODEL: "no-such-model-7", sc.GEN_AI_USAGE_INPUT_TOKENS: 5,
                             sc.GEN_AI_USAGE_OUTPUT_TOKENS: 2})
-    span = request.resource_spans[0].scope_spans[0].spans[0]
-    attrs = {kv.key: (kv.value.string_value or kv.value.int_value) for kv in span.attributes}
-    row = normalizer.span(attrs, span, span.start_time_unix_nano, "opentelemetry.instrumentation.genai.openai",
-                          None, "svc")
-    assert row is not None and row.get("cost_usd") is None and "cost_source" not in row
+    builder = SpanBuilder(AttributeDecoder(65536, 8), 10**12, normalizer)
+    builder.add_request(request, time.time_ns())
+    [row] = builder.take().select(["operation", "input_tokens", "cost_usd", "cost_source"]).to_pylist()
+    assert row == {"operation": "chat", "input_tokens": 5, "cost_usd": None, "cost_source": None}
     assert normalizer.counters() == {"genai_unpriced": 1}
