@@ -1,6 +1,10 @@
-"""openai: chat completions (+ `.stream()` helper), Responses API and embeddings, sync and async.
+"""openai: chat completions and Responses API (+ their `.stream()` and `.parse()` helpers) and embeddings,
+sync and async.
 
-Imported only when `openai` is installed. Request attributes record only what the app sent.
+Imported only when `openai` is installed. Request attributes record only what the app sent. `parse` posts
+by itself (it does not call `create`), so it is wrapped like `create`; a version whose `parse` did call
+`create` would still give one span (see wrappers). `.stream()` sends through `create`; its manager is
+proxied only so that leaving the `with` block ends the span.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from .telemetry import Telemetry
 from .wrappers import (
     CallSpec,
     ResponseInfo,
+    Wrapper,
     async_wrapper,
     given,
     server_attributes_from_client,
+    stream_helper_wrapper,
     sync_wrapper,
 )
 
@@ -184,6 +190,8 @@ def responses_request_attributes(kwargs: dict[str, Any]) -> dict[str, Any]:
     if given(kwargs.get("stream")):
         attrs[sc.GEN_AI_REQUEST_STREAM] = bool(kwargs["stream"])
     fmt = _get(kwargs.get("text"), "format", "type") if given(kwargs.get("text")) else None
+    if given(kwargs.get("text_format")):  # `responses.parse(text_format=Model)`: a JSON schema request
+        fmt = "json_schema"
     if isinstance(fmt, str):
         attrs[sc.GEN_AI_OUTPUT_TYPE] = (
             sc.GEN_AI_OUTPUT_TYPE_TEXT if fmt == "text" else sc.GEN_AI_OUTPUT_TYPE_JSON
@@ -320,31 +328,51 @@ def _specs() -> dict[str, CallSpec]:
 _TARGETS: Final = (
     ("openai.resources.chat.completions", "Completions.create", "chat", False),
     ("openai.resources.chat.completions", "AsyncCompletions.create", "chat", True),
+    ("openai.resources.chat.completions", "Completions.parse", "chat", False),
+    ("openai.resources.chat.completions", "AsyncCompletions.parse", "chat", True),
     ("openai.resources.responses", "Responses.create", "responses", False),
     ("openai.resources.responses", "AsyncResponses.create", "responses", True),
+    ("openai.resources.responses", "Responses.parse", "responses", False),
+    ("openai.resources.responses", "AsyncResponses.parse", "responses", True),
     ("openai.resources.embeddings", "Embeddings.create", "embeddings", False),
     ("openai.resources.embeddings", "AsyncEmbeddings.create", "embeddings", True),
 )
+"""(module, Class.method, CallSpec, async): the calls that each get a span."""
+
+_STREAM_HELPERS: Final = (
+    ("openai.resources.chat.completions", "Completions.stream", False),
+    ("openai.resources.chat.completions", "AsyncCompletions.stream", True),
+    ("openai.resources.responses", "Responses.stream", False),
+    ("openai.resources.responses", "AsyncResponses.stream", True),
+)
+"""(module, Class.method, async): `.stream()` helpers whose manager must end the span on exit."""
+
+
+def _wrap(module_name: str, attribute: str, wrapper: Wrapper, wrapped: list[tuple[Any, str]]) -> None:
+    """Wrap `module.Class.method` if this openai has it (older versions lack parse, stream, Responses)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return
+    owner_name, method = attribute.split(".")
+    owner = getattr(module, owner_name, None)
+    if owner is None or not hasattr(owner, method):
+        return
+    wrap_function_wrapper(module, attribute, wrapper)
+    wrapped.append((owner, method))
 
 
 def instrument_openai(telemetry: Telemetry) -> list[tuple[Any, str]]:
     """Wrap every target that exists in the installed openai; return (owner, name) pairs for unwrap."""
-    import importlib
-
     specs = _specs()
     wrapped: list[tuple[Any, str]] = []
     for module_name, attribute, kind, is_async in _TARGETS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:  # e.g. no Responses API in an older openai
-            continue
-        owner_name, method = attribute.split(".")
-        owner = getattr(module, owner_name, None)
-        if owner is None:
-            continue
         factory = async_wrapper if is_async else sync_wrapper
-        wrap_function_wrapper(module, attribute, factory(telemetry, specs[kind]))
-        wrapped.append((owner, method))
+        _wrap(module_name, attribute, factory(telemetry, specs[kind]), wrapped)
+    for module_name, attribute, is_async in _STREAM_HELPERS:
+        _wrap(module_name, attribute, stream_helper_wrapper(is_async), wrapped)
     return wrapped
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Final
 
 OPENAI_REQUIREMENT: Final = "openai >= 1.40.0, < 4"
-"""Chat completions (+ `.stream()` helper), Responses API and embeddings; sync and async."""
+"""Chat completions and Responses API (+ their `.stream()` and `.parse()` helpers) and embeddings; sync and
+async. The helpers are wrapped where the installed version has them."""
 
 ANTHROPIC_REQUIREMENT: Final = "anthropic >= 0.40.0, < 3"
 """Messages (+ `.stream()` helper); sync and async. Native SDK tracing (>= 2.x) is handled, see

@@ -2,11 +2,14 @@
 
 Provider modules describe an API with a `CallSpec`; these factories turn it into wrapt wrappers
 (`traced(wrapped, instance, args, kwargs)`, contrib style). Telemetry failures are logged once and
-swallowed; the app's own exceptions are re-raised unchanged.
+swallowed; the app's own exceptions are re-raised unchanged. A traced call made while another traced call
+runs in the same context (an SDK helper such as `parse` implemented over `create`) is the same request:
+only the outer one gets a span.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,11 +18,20 @@ from . import semconv as sc
 from ._safety import report_internal_error
 from .content import Message, Part
 from .invocation import Invocation, Usage
-from .streams import Accumulator, AsyncStreamProxy, SyncStreamProxy
+from .streams import (
+    Accumulator,
+    AsyncStreamManagerProxy,
+    AsyncStreamProxy,
+    StreamManagerProxy,
+    SyncStreamProxy,
+    opened,
+)
 from .telemetry import Telemetry
 
 ResponseInfo = tuple[dict[str, Any], Usage | None, list[Message] | None]
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+_IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("spanlake_in_traced_call", default=False)
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,7 @@ def _complete(spec: CallSpec, invocation: Invocation, result: Any, proxy: type[A
     """Hand a stream to a proxy or end the span with the response; return what the app gets."""
     try:
         if spec.accumulator is not None and spec.is_stream(result):
-            return proxy(result, invocation, spec.accumulator(invocation.capture))
+            return opened(proxy(result, invocation, spec.accumulator(invocation.capture)))
         invocation.finish(*spec.response_info(result, invocation.capture))
     except Exception:  # noqa: BLE001 - boundary
         report_internal_error(f"complete {spec.operation}")
@@ -86,17 +98,20 @@ def _end_quietly(invocation: Invocation) -> None:
 def call_sync(
     telemetry: Telemetry, spec: CallSpec, call: Callable[[], Any], instance: Any, kwargs: dict[str, Any]
 ) -> Any:
-    """Run `call()` inside a traced invocation."""
+    """Run `call()` inside a traced invocation (untraced when an outer traced call already covers it)."""
+    if _IN_CALL.get():
+        return call()
     invocation = start(telemetry, spec, instance, kwargs)
     if invocation is None:
         return call()
-    token = invocation.activate()
+    token, inside = invocation.activate(), _IN_CALL.set(True)
     try:
         result = call()
     except BaseException as error:
         _fail(invocation, error)
         raise
     finally:
+        _IN_CALL.reset(inside)
         invocation.deactivate(token)
     return _complete(spec, invocation, result, SyncStreamProxy)
 
@@ -108,17 +123,20 @@ async def call_async(
     instance: Any,
     kwargs: dict[str, Any],
 ) -> Any:
-    """Await `call()` inside a traced invocation."""
+    """Await `call()` inside a traced invocation (untraced when an outer traced call already covers it)."""
+    if _IN_CALL.get():
+        return await call()
     invocation = start(telemetry, spec, instance, kwargs)
     if invocation is None:
         return await call()
-    token = invocation.activate()
+    token, inside = invocation.activate(), _IN_CALL.set(True)
     try:
         result = await call()
     except BaseException as error:
         _fail(invocation, error)
         raise
     finally:
+        _IN_CALL.reset(inside)
         invocation.deactivate(token)
     return _complete(spec, invocation, result, AsyncStreamProxy)
 
@@ -143,6 +161,23 @@ def async_wrapper(telemetry: Telemetry, spec: CallSpec) -> Wrapper:
         return call_async(telemetry, spec, lambda: wrapped(*args, **kwargs), instance, kwargs)
 
     return traced
+
+
+def stream_helper_wrapper(is_async: bool) -> Wrapper:
+    """A wrapt wrapper for a `.stream()` helper: its manager, proxied so leaving `with` ends the span."""
+    manager_proxy = AsyncStreamManagerProxy if is_async else StreamManagerProxy
+
+    def helper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        manager = wrapped(*args, **kwargs)
+        try:
+            return manager_proxy(manager)
+        except Exception:  # noqa: BLE001 - boundary
+            report_internal_error("stream helper")
+            return manager
+
+    return helper
 
 
 def given(value: Any) -> bool:

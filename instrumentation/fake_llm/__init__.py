@@ -1,9 +1,10 @@
 """`spanlake fake-llm`: a local OpenAI- and Anthropic-compatible server for demos, tests and benchmarks.
 
 OpenAI routes under /v1 (chat completions, responses, embeddings, models) and Anthropic's /v1/messages,
-with deterministic replies, real SSE streaming, cached/reasoning token usage and error injection by
-model name (`fail-429`, `fail-500`, `fail-timeout`, `fail-midstream`) or the `x-fake-llm-fail` header, and
-silent model swaps (`--swap`: same request model, different response model and fingerprint) for demos.
+with deterministic replies (JSON for a `json_schema` / `json_object` output format, so `parse` works),
+real SSE streaming, cached/reasoning token usage and error injection by model name (`fail-429`,
+`fail-500`, `fail-timeout`, `fail-midstream`) or the `x-fake-llm-fail` header, and silent model swaps
+(`--swap`: same request model, different response model and fingerprint) for demos.
 `build_reply` is exported so synthetic history (the demo's backfill) answers exactly as the server would.
 """
 

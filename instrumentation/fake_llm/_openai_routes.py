@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _catalog
 from ._catalog import DEFAULT_FINGERPRINT, Swap
-from ._replies import Reply, build_reply, prompt_of
+from ._replies import Reply, as_json, build_reply, prompt_of
 
 StreamItem = tuple[str | None, Any, bool]
 
@@ -25,7 +25,7 @@ def chat_reply(body: dict[str, Any], forced_tokens: int | None, swap: Swap | Non
     """The reply for a chat completions request body."""
     messages = body.get("messages") or []
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    return build_reply(
+    reply = build_reply(
         model=str(body.get("model", "")),
         provider="openai",
         prompt=prompt_of(messages),
@@ -35,6 +35,16 @@ def chat_reply(body: dict[str, Any], forced_tokens: int | None, swap: Swap | Non
         id_prefix="chatcmpl-",
         swap=swap,
     )
+    fmt = body.get("response_format")
+    return _structured(reply, fmt, fmt.get("json_schema") if isinstance(fmt, dict) else None)
+
+
+def _structured(reply: Reply, fmt: Any, schema_holder: Any) -> Reply:
+    """A `json_schema` / `json_object` output format makes the reply JSON (so the SDKs' `parse` works)."""
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("json_schema", "json_object"):
+        return reply
+    schema = schema_holder.get("schema") if isinstance(schema_holder, dict) else None
+    return as_json(reply, schema)
 
 
 def _chat_usage(reply: Reply) -> dict[str, Any]:
@@ -99,7 +109,7 @@ def responses_reply(body: dict[str, Any], forced_tokens: int | None, swap: Swap 
     """The reply for a Responses API request body."""
     raw_input = body.get("input")
     n_messages = len(raw_input) if isinstance(raw_input, list) else 1
-    return build_reply(
+    reply = build_reply(
         model=str(body.get("model", "")),
         provider="openai",
         prompt=prompt_of(raw_input, body.get("instructions")),
@@ -109,6 +119,9 @@ def responses_reply(body: dict[str, Any], forced_tokens: int | None, swap: Swap 
         id_prefix="resp_",
         swap=swap,
     )
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, dict) else None
+    return _structured(reply, fmt, fmt)
 
 
 def _response_object(reply: Reply, body: dict[str, Any], *, done: bool) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Shared by the OpenAI and Anthropic route modules, which only shape this into eac
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -101,3 +102,46 @@ def build_reply(
         created=int(time.time()),
         fingerprint=fingerprint,
     )
+
+
+_JSON_OBJECT_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}}
+
+
+def as_json(reply: Reply, schema: dict[str, Any] | None) -> Reply:
+    """Structured outputs: the reply as a JSON instance of `schema`, its strings the reply's words."""
+    root = schema if isinstance(schema, dict) else _JSON_OBJECT_SCHEMA
+    text = json.dumps(_instance(root, reply.text, root))
+    return dataclasses.replace(reply, pieces=_catalog.token_pieces(text.split(" ")))
+
+
+def _instance(schema: Any, text: str, root: dict[str, Any]) -> Any:
+    """A minimal value valid for a (pydantic-made) JSON schema: every string is `text`."""
+    if not isinstance(schema, dict):
+        return text
+    if isinstance(schema.get("$ref"), str):
+        return _instance(_resolve(schema["$ref"], root), text, root)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return _instance(schema[key][0], text, root)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        return {name: _instance(sub, text, root) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [_instance(schema.get("items"), text, root)]
+    scalars: dict[Any, Any] = {"integer": len(text.split()), "number": float(len(text.split()))}
+    scalars.update({"boolean": True, "null": None})
+    return scalars.get(kind, text)
+
+
+def _resolve(ref: str, root: dict[str, Any]) -> Any:
+    """The schema a local `#/...` reference points to (an empty schema if it does not resolve)."""
+    target: Any = root
+    for key in ref.removeprefix("#/").split("/"):
+        target = target.get(key) if isinstance(target, dict) else None
+    return target if isinstance(target, dict) else {}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Literal
 
 import anthropic
 import openai
 import pytest
+from pydantic import BaseModel
 from spanlake.instrumentation.fake_llm import FAIL_HEADER, TOKENS_HEADER, FakeLLMServer, serve
 
 MESSAGES = [{"role": "user", "content": "summarise ticket 42 please for the support team"}]
@@ -92,6 +95,31 @@ def test_errors_by_model_name_and_header(
         openai_client.with_options(timeout=0.3).chat.completions.create(
             model="fail-timeout", messages=MESSAGES
         )
+
+
+class Step(BaseModel):
+    note: str
+    done: bool
+
+
+class Plan(BaseModel):
+    title: str
+    steps: list[Step]
+    priority: int | None
+    kind: Literal["bug", "feature"]
+
+
+def test_json_schema_output_parses(openai_client: openai.OpenAI) -> None:
+    chat = openai_client.chat.completions.parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Plan)
+    plan = chat.choices[0].message.parsed
+    assert isinstance(plan, Plan) and plan.kind == "bug" and plan.steps[0].done is True
+    assert chat.usage.completion_tokens == len(chat.choices[0].message.content.split(" "))
+    stream = openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, response_format={"type": "json_object"}
+    )
+    assert json.loads("".join(c.choices[0].delta.content or "" for c in stream if c.choices))["answer"]
+    response = openai_client.responses.parse(model="gpt-4.1", input="plan ticket 42", text_format=Plan)
+    assert isinstance(response.output_parsed, Plan)
 
 
 def test_embeddings_and_models(openai_client: openai.OpenAI) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import BaseModel
 from spanlake.instrumentation import semconv as sc
 
 if TYPE_CHECKING:
@@ -259,3 +260,93 @@ def test_metrics(telemetry: Telemetry, openai_client: openai.OpenAI) -> None:
     }
     assert tokens == {"input": result.usage.prompt_tokens, "output": result.usage.completion_tokens}
     assert telemetry.metric_points(sc.METRIC_TIME_TO_FIRST_CHUNK) == []
+
+
+# --- `.parse()` helpers: posted directly (not through create), traced once ---------------------------
+class Ticket(BaseModel):
+    summary: str
+    priority: int
+
+
+def _assert_parse_span(span: Any, model: str, result: Any, input_tokens: int, output_tokens: int) -> None:
+    attrs = span.attributes
+    assert span.name == f"chat {model}"
+    assert span.kind is SpanKind.CLIENT
+    assert span.status.status_code is StatusCode.UNSET
+    assert attrs[sc.GEN_AI_OPERATION_NAME] == sc.GEN_AI_OPERATION_CHAT
+    assert attrs[sc.GEN_AI_PROVIDER_NAME] == sc.GEN_AI_PROVIDER_OPENAI
+    assert attrs[sc.GEN_AI_OUTPUT_TYPE] == sc.GEN_AI_OUTPUT_TYPE_JSON
+    assert attrs[sc.GEN_AI_RESPONSE_ID] == result.id
+    assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == input_tokens
+    assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == output_tokens
+    assert sc.GEN_AI_REQUEST_STREAM not in attrs
+
+
+def test_chat_parse(telemetry: Telemetry, openai_client: openai.OpenAI) -> None:
+    result = openai_client.chat.completions.parse(
+        model="gpt-4o-mini", messages=MESSAGES, response_format=Ticket, temperature=0.1
+    )
+    assert isinstance(result, openai.types.chat.ParsedChatCompletion)
+    assert isinstance(result.choices[0].message.parsed, Ticket)
+    span = telemetry.one_span()
+    usage = result.usage
+    _assert_parse_span(span, "gpt-4o-mini", result, usage.prompt_tokens, usage.completion_tokens)
+    assert span.attributes[sc.GEN_AI_REQUEST_TEMPERATURE] == 0.1
+    assert span.attributes[sc.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
+
+
+def test_async_chat_parse(telemetry: Telemetry, async_openai_client: openai.AsyncOpenAI) -> None:
+    result = asyncio.run(
+        async_openai_client.chat.completions.parse(model="gpt-4o", messages=MESSAGES, response_format=Ticket)
+    )
+    assert isinstance(result.choices[0].message.parsed, Ticket)
+    usage = result.usage
+    _assert_parse_span(telemetry.one_span(), "gpt-4o", result, usage.prompt_tokens, usage.completion_tokens)
+
+
+def test_responses_parse_sync_and_async(
+    telemetry: Telemetry, openai_client: openai.OpenAI, async_openai_client: openai.AsyncOpenAI
+) -> None:
+    result = openai_client.responses.parse(model="gpt-4.1", input="summarise ticket 42", text_format=Ticket)
+    aresult = asyncio.run(
+        async_openai_client.responses.parse(model="gpt-4.1", input="summarise ticket 42", text_format=Ticket)
+    )
+    assert isinstance(result.output_parsed, Ticket) and isinstance(aresult.output_parsed, Ticket)
+    spans = telemetry.finished()
+    assert len(spans) == 2, [s.name for s in spans]
+    for span, parsed in zip(spans, (result, aresult), strict=True):
+        usage = parsed.usage
+        _assert_parse_span(span, "gpt-4.1", parsed, usage.input_tokens, usage.output_tokens)
+
+
+def test_parse_over_create_still_one_span(
+    telemetry: Telemetry,
+    openai_client: openai.OpenAI,
+    async_openai_client: openai.AsyncOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An SDK version whose parse calls create must not give two spans for one request."""
+    from openai.resources.chat.completions import completions as module
+
+    def parse_via_create(resource: Any, *, response_format: Any, **kwargs: Any) -> Any:
+        return resource.create(**kwargs)
+
+    async def async_parse_via_create(resource: Any, *, response_format: Any, **kwargs: Any) -> Any:
+        return await resource.create(**kwargs)
+
+    monkeypatch.setattr(module, "parse", parse_via_create)
+    monkeypatch.setattr(module, "async_parse", async_parse_via_create)
+    result = openai_client.chat.completions.parse(
+        model="gpt-4o-mini", messages=MESSAGES, response_format=Ticket
+    )
+    aresult = asyncio.run(
+        async_openai_client.chat.completions.parse(
+            model="gpt-4o-mini", messages=MESSAGES, response_format=Ticket
+        )
+    )
+    spans = telemetry.finished()
+    assert len(spans) == 2, [s.name for s in spans]
+    for span, parsed in zip(spans, (result, aresult), strict=True):
+        usage = parsed.usage
+        _assert_parse_span(span, "gpt-4o-mini", parsed, usage.prompt_tokens, usage.completion_tokens)

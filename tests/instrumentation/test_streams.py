@@ -9,6 +9,13 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 import openai
 import pytest
+from openai.lib.streaming.chat import (
+    AsyncChatCompletionStream,
+    AsyncChatCompletionStreamManager,
+    ChatCompletionStream,
+    ChatCompletionStreamManager,
+)
+from openai.lib.streaming.responses import AsyncResponseStreamManager, ResponseStreamManager
 from opentelemetry.trace import StatusCode
 from spanlake.instrumentation import semconv as sc
 from spanlake.instrumentation.fake_llm import TOKENS_HEADER
@@ -131,3 +138,131 @@ def test_streaming_many_chunks_unbuffered(telemetry: Telemetry, openai_client: o
     rest = list(stream)
     assert len(rest) == 200  # 199 content chunks + the finish chunk
     assert len(telemetry.finished()) == 1
+
+
+# --- `.stream()` helpers: leaving the `with` block ends the span, not the garbage collector -------------
+def _ended_now(telemetry: Telemetry) -> list[Any]:
+    """Finished spans without a gc pass, so the garbage collector cannot be what ended them."""
+    return list(telemetry.spans.get_finished_spans())
+
+
+def _assert_left_early(span: Any, model: str, response_id: str) -> None:
+    attrs = span.attributes
+    assert span.name == f"chat {model}"
+    assert span.status.status_code is StatusCode.UNSET  # stopping reading is not an error
+    assert attrs[sc.GEN_AI_REQUEST_STREAM] is True
+    assert attrs[sc.GEN_AI_RESPONSE_ID] == response_id
+    assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    assert sc.GEN_AI_RESPONSE_FINISH_REASONS not in attrs  # the stream was not read to the end
+    assert sc.ERROR_TYPE not in attrs
+
+
+def test_chat_stream_helper_early_exit_ends_span_at_exit(
+    telemetry: Telemetry, openai_client: openai.OpenAI
+) -> None:
+    manager = openai_client.chat.completions.stream(
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers={TOKENS_HEADER: "50"}
+    )
+    assert isinstance(manager, ChatCompletionStreamManager)
+    with manager as stream:
+        for event in stream:
+            break
+        assert _ended_now(telemetry) == []
+    (span,) = _ended_now(telemetry)  # `stream` and `manager` still hold the stream proxy
+    assert isinstance(stream, ChatCompletionStream)
+    _assert_left_early(span, "gpt-4o-mini", event.chunk.id)
+    (duration,) = telemetry.metric_points(sc.METRIC_OPERATION_DURATION)
+    assert duration.count == 1
+
+
+def test_async_chat_stream_helper_early_exit_ends_span_at_exit(
+    telemetry: Telemetry, async_openai_client: openai.AsyncOpenAI
+) -> None:
+    async def run() -> tuple[Any, Any, list[Any]]:
+        manager = async_openai_client.chat.completions.stream(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers={TOKENS_HEADER: "50"}
+        )
+        assert isinstance(manager, AsyncChatCompletionStreamManager)
+        async with manager as stream:
+            async for event in stream:
+                break
+            assert _ended_now(telemetry) == []
+        return stream, event, _ended_now(telemetry)
+
+    stream, event, ended = asyncio.run(run())
+    assert isinstance(stream, AsyncChatCompletionStream)
+    (span,) = ended
+    _assert_left_early(span, "gpt-4o-mini", event.chunk.id)
+
+
+def test_responses_stream_helper_early_exit_sync_and_async(
+    telemetry: Telemetry, openai_client: openai.OpenAI, async_openai_client: openai.AsyncOpenAI
+) -> None:
+    manager = openai_client.responses.stream(model="gpt-4.1", input="stream me a long answer")
+    assert isinstance(manager, ResponseStreamManager)
+    with manager as stream:
+        for first in stream:
+            break
+    (span,) = _ended_now(telemetry)
+    _assert_left_early(span, "gpt-4.1", first.response.id)
+
+    async def run() -> tuple[Any, Any, list[Any]]:
+        amanager = async_openai_client.responses.stream(model="gpt-4.1", input="stream me a long answer")
+        assert isinstance(amanager, AsyncResponseStreamManager)
+        async with amanager as astream:
+            async for event in astream:
+                break
+        return astream, event, _ended_now(telemetry)
+
+    astream, event, ended = asyncio.run(run())
+    assert stream is not None and astream is not None
+    assert len(ended) == 2
+    _assert_left_early(ended[1], "gpt-4.1", event.response.id)
+
+
+def test_responses_stream_helper_read_to_the_end(telemetry: Telemetry, openai_client: openai.OpenAI) -> None:
+    with openai_client.responses.stream(model="gpt-4.1", input="hello there") as stream:
+        final = stream.get_final_response()
+    attrs = telemetry.one_span().attributes
+    assert attrs[sc.GEN_AI_RESPONSE_ID] == final.id
+    assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.output_tokens
+    assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    assert [e.name for e in telemetry.one_span().events] == [sc.EVENT_FIRST_CHUNK]
+
+
+def test_stream_helper_error_in_block_recorded(telemetry: Telemetry, openai_client: openai.OpenAI) -> None:
+    manager = openai_client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES)
+    with pytest.raises(ValueError, match="app bug"), manager as stream:
+        next(iter(stream))
+        raise ValueError("app bug")
+    (span,) = _ended_now(telemetry)
+    assert span.status.status_code is StatusCode.ERROR  # as `with create(stream=True)` records it
+    assert span.attributes[sc.ERROR_TYPE] == "ValueError"
+
+
+def test_anthropic_stream_helper_early_exit_sync_and_async(
+    telemetry: Telemetry,
+    anthropic_client: anthropic.Anthropic,
+    async_anthropic_client: anthropic.AsyncAnthropic,
+) -> None:
+    with anthropic_client.messages.stream(
+        model="claude-haiku-4-5", max_tokens=100, messages=MESSAGES
+    ) as stream:
+        for first in stream:
+            break
+    (span,) = _ended_now(telemetry)
+    _assert_left_early(span, "claude-haiku-4-5", first.message.id)
+
+    async def run() -> tuple[Any, Any, list[Any]]:
+        async with async_anthropic_client.messages.stream(
+            model="claude-haiku-4-5", max_tokens=100, messages=MESSAGES
+        ) as astream:
+            async for event in astream:
+                break
+        return astream, event, _ended_now(telemetry)
+
+    astream, event, ended = asyncio.run(run())
+    assert stream is not None and astream is not None
+    assert len(ended) == 2
+    _assert_left_early(ended[1], "claude-haiku-4-5", event.message.id)
