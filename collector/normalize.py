@@ -39,6 +39,7 @@ from spanlake.collector.genai_map import (
 )
 from spanlake.collector.genai_tags import params_and_tags
 from spanlake.collector.pricing import PRICE_SOURCE, PRICE_VERSION, PriceBook
+from spanlake.collector.storage import schema
 from spanlake.instrumentation import semconv as sc
 
 GENAI_COLUMNS: tuple[str, ...] = (
@@ -97,11 +98,7 @@ def _null(n: int, column: str) -> pa.Array:
     return pa.nulls(n, _TYPES.get(column, pa.string()))
 
 
-_TYPES: dict[str, pa.DataType] = {
-    **{c: pa.int64() for c in ("input_tokens", "output_tokens", "total_tokens", "cached_input_tokens",
-                               "cache_write_tokens", "reasoning_tokens", "output_chars", "http_status")},
-    "ttft_s": pa.float64(), "cost_usd": pa.float64(), "is_stream": pa.bool_(), "finish_reasons": pa.list_(pa.string()),
-}
+_TYPES: dict[str, pa.DataType] = {c.name: c.type for c in schema.SPAN_COLUMNS}  # the stored types
 
 
 class _Rows:
