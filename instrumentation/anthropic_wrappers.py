@@ -71,6 +71,17 @@ def usage_of(usage: Any) -> Usage | None:
     )
 
 
+_USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
+
+
+def _final_usage(start: Any, delta: Any) -> Any:
+    """A stream's usage: message_delta's counts are cumulative and final (input and cache counts too,
+    where the API sends them); message_start's stand in for the fields message_delta leaves out."""
+    if start is None or delta is None:
+        return start if delta is None else delta
+    return {f: _get(delta, f) if _get(delta, f) is not None else _get(start, f) for f in _USAGE_FIELDS}
+
+
 def _response_attrs(response_id: Any, model: Any, stop_reason: Any) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     if isinstance(response_id, str):
@@ -112,13 +123,13 @@ def response_info(result: Any, capture: bool) -> ResponseInfo:
 class MessagesAccumulator:
     """Reads raw Messages stream events: message_start, content_block_delta, message_delta."""
 
-    __slots__ = ("capture", "message", "output_tokens", "stop_reason", "texts")
+    __slots__ = ("capture", "final_usage", "message", "stop_reason", "texts")
 
     def __init__(self, capture: bool) -> None:
         self.capture = capture
         self.message: Any = None
         self.stop_reason: Any = None
-        self.output_tokens: int | None = None
+        self.final_usage: Any = None
         self.texts: list[str] = []
 
     def process(self, event: Any) -> None:
@@ -127,16 +138,14 @@ class MessagesAccumulator:
             self.message = event.message
         elif kind == "message_delta":
             self.stop_reason = event.delta.stop_reason
-            self.output_tokens = event.usage.output_tokens
+            self.final_usage = event.usage
         elif self.capture and kind == "content_block_delta" and getattr(event.delta, "text", None):
             self.texts.append(event.delta.text)
 
     def result(self) -> ResponseInfo:
         message = self.message
         attrs = _response_attrs(_get(message, "id"), _get(message, "model"), self.stop_reason)
-        usage = usage_of(_get(message, "usage"))
-        if usage is not None and self.output_tokens is not None:
-            usage.output_tokens = self.output_tokens
+        usage = usage_of(_final_usage(_get(message, "usage"), self.final_usage))
         outputs = [content.output_message("".join(self.texts), self.stop_reason)] if self.capture else None
         return attrs, usage, outputs
 

@@ -75,7 +75,8 @@ def message_stream(reply: Reply) -> Iterator[StreamItem]:
         {
             "type": "message_delta",
             "delta": {"stop_reason": _STOP_REASONS[reply.finish_reason], "stop_sequence": None},
-            "usage": {"output_tokens": reply.output_tokens},
+            # Cumulative and final, as the real API sends them (input and cache counts included).
+            "usage": {k: v for k, v in _usage(reply, reply.output_tokens).items() if k != "service_tier"},
         },
         False,
     )

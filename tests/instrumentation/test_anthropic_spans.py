@@ -160,3 +160,28 @@ def test_native_tracing_back_after_uninstrument(
         model="claude-haiku-4-5", max_tokens=20, messages=MESSAGES
     )
     assert [s.instrumentation_scope.name for s in telemetry.finished()] == [NATIVE_SCOPE]
+
+
+def test_stream_usage_is_message_deltas_final_count() -> None:
+    # message_delta's usage is cumulative and final (input and cache counts too, e.g. after server tools);
+    # message_start's counts stand in only where message_delta leaves a field out.
+    from spanlake.instrumentation.anthropic_wrappers import MessagesAccumulator
+
+    start = anthropic.types.RawMessageStartEvent.model_validate({"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5", "content": [],
+        "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 10, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 0,
+                  "output_tokens": 1}}})
+    for delta_usage, expected in (
+        ({"output_tokens": 6}, (13, 6, 3)),
+        ({"output_tokens": 6, "input_tokens": 20, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 0},
+         (25, 6, 5)),
+    ):
+        acc = MessagesAccumulator(capture=False)
+        acc.process(start)
+        acc.process(anthropic.types.RawMessageDeltaEvent.model_validate(
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+             "usage": delta_usage}))
+        _attrs, usage, _outputs = acc.result()
+        assert usage is not None
+        assert (usage.input_tokens, usage.output_tokens, usage.cache_read) == expected
