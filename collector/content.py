@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from spanlake.collector.genai_map import finish_reason as canonical_finish
 from spanlake.collector.storage import schema
 from spanlake.instrumentation import semconv as sc
 
@@ -73,7 +74,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
 def _message(role: str | None, content: Any, finish_reason: Any = None) -> dict[str, Any]:
     msg: dict[str, Any] = {"role": role or "assistant", "parts": _parts(content)}
     if finish_reason:
-        msg["finish_reason"] = finish_reason
+        msg["finish_reason"] = canonical_finish(finish_reason)
     return msg
 
 
@@ -89,7 +90,7 @@ def canonical_messages(value: Any, default_role: str) -> Messages:
         elif "parts" in item:
             msg = {"role": item.get("role") or default_role, "parts": _parts(item["parts"])}
             if item.get("finish_reason"):
-                msg["finish_reason"] = item["finish_reason"]
+                msg["finish_reason"] = canonical_finish(item["finish_reason"])
             out.append(msg)
         else:
             out.append(_message(item.get("role") or default_role, item.get("content"), item.get("finish_reason")))

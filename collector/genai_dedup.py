@@ -32,6 +32,7 @@ class _Seen(NamedTuple):
     emitter: str
     provider: str | None
     start_ns: int
+    response_id: str | None
 
 
 def _trim(memory: dict[Any, Any], capacity: int) -> None:
@@ -40,6 +41,12 @@ def _trim(memory: dict[Any, Any], capacity: int) -> None:
     if excess > 0:
         for key in list(islice(memory, excess)):
             del memory[key]
+
+
+def _shape_matched(seen: _Seen) -> bool:
+    """Whether a span may later be paired by shape: the anthropic SDK's own spans, and Anthropic spans of
+    other emitters that carry no response id (spans with ids pair by id, or not at all)."""
+    return seen.provider == SELF_TRACED_PROVIDER and (seen.emitter == SELF_TRACING_EMITTER or not seen.response_id)
 
 
 class GenAIDedup:
@@ -114,29 +121,31 @@ class GenAIDedup:
                 return other
         if provider != SELF_TRACED_PROVIDER:
             return None
-        for other in self._by_shape.get(self._shape(cols, i), ()):
-            if other.emitter != emitter and SELF_TRACING_EMITTER in (emitter, other.emitter) and abs(
-                    other.start_ns - start) <= self._fuzzy_ns:
-                return other
-        return None
+        # Same shape, one side the SDK's own span, close in time, and not two different response ids;
+        # the closest start wins (two calls of one shape a moment apart must not cross-match).
+        candidates = [o for o in self._by_shape.get(self._shape(cols, i), ())
+                      if o.emitter != emitter and SELF_TRACING_EMITTER in (emitter, o.emitter)
+                      and abs(o.start_ns - start) <= self._fuzzy_ns
+                      and not (rid and o.response_id and o.response_id != rid)]
+        return min(candidates, key=lambda o: abs(o.start_ns - start)) if candidates else None
 
     def _remember_all(self, cols: dict[str, list[Any]]) -> None:
         """``_remember`` for every row, in bulk (the common case: one instrumentation)."""
         seen = list(map(_Seen._make, zip(cols["span_id"], cols["trace_id"], cols["emitter"], cols["provider"],
-                                         cols["start_time_unix_nano"])))
+                                         cols["start_time_unix_nano"], cols["response_id"])))
         self._emitters.update(cols["emitter"])
         self._by_response.update((rid, s) for rid, s in zip(cols["response_id"], seen) if rid)
         self._by_span.update(zip(cols["span_id"], seen))
         self._by_parent.update((parent, s) for parent, s in zip(cols["parent_span_id"], seen) if parent)
         for i, s in enumerate(seen):
-            if s.provider == SELF_TRACED_PROVIDER:
+            if _shape_matched(s):
                 self._remember_shape(cols, i, s)
         for memory in (self._by_response, self._by_span, self._by_parent, self._by_shape):
             _trim(memory, self._capacity)
 
     def _remember(self, cols: dict[str, list[Any]], i: int) -> None:
         seen = _Seen(cols["span_id"][i], cols["trace_id"][i], cols["emitter"][i], cols["provider"][i],
-                     cols["start_time_unix_nano"][i])
+                     cols["start_time_unix_nano"][i], cols["response_id"][i])
         rid, parent = cols["response_id"][i], cols["parent_span_id"][i]
         if rid:
             self._by_response[rid] = seen
@@ -144,7 +153,7 @@ class GenAIDedup:
         if parent:
             self._by_parent[parent] = seen
         self._emitters.add(seen.emitter)
-        if seen.provider == SELF_TRACED_PROVIDER:  # only the anthropic SDK's spans are matched by shape
+        if _shape_matched(seen):
             self._remember_shape(cols, i, seen)
 
     def _remember_shape(self, cols: dict[str, list[Any]], i: int, seen: _Seen) -> None:

@@ -84,10 +84,30 @@ def json_str_list(value: Any) -> list[str] | None:
     return [text] if text is not None else None
 
 
+def finish_reason(value: Any) -> str | None:
+    """A finish/stop reason in the semconv enum (``end_turn`` → ``stop``, ``MAX_TOKENS`` → ``length``);
+    a reason with no equivalent is kept, lower-cased. JSON-quoted values (Langfuse) are unquoted."""
+    text = json_str(value)
+    if not text:
+        return None
+    lowered = text.lower()
+    return sc.PROVIDER_FINISH_REASONS.get(lowered, lowered)
+
+
 _CLASS_REPR = re.compile(r"^<class '([\w.]+)'>$")
 # Provider API error codes (anthropic SDK's error.type) → the SDK exception class others report.
 _API_ERROR_CLASSES = {"invalid_request_error": "BadRequestError", "permission_error": "PermissionDeniedError",
                       "api_error": "InternalServerError", "overloaded_error": "OverloadedError"}
+# HTTP status → the exception class the openai and anthropic SDKs raise for it (their _make_status_error);
+# used when only the SDK's "Error code: 429 - ..." text survived (Langfuse keeps the message, not the class).
+_SDK_STATUS_ERRORS = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
+                      404: "NotFoundError", 409: "ConflictError", 422: "UnprocessableEntityError",
+                      429: "RateLimitError"}
+
+
+def sdk_error_class(status: int) -> str | None:
+    """The openai/anthropic SDK exception class of an HTTP error status (5xx → InternalServerError)."""
+    return "InternalServerError" if status >= 500 else _SDK_STATUS_ERRORS.get(status)
 
 
 def error_class(value: Any) -> str | None:

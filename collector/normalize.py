@@ -32,7 +32,9 @@ from spanlake.collector.genai_map import (
     emitter_for_scope,
     emitter_for_span,
     error_class,
+    finish_reason,
     json_str,
+    sdk_error_class,
     to_float,
     to_int,
     to_str,
@@ -62,6 +64,7 @@ _NS_PER_DAY = 86_400 * 10**9
 EMITTERS: tuple[EmitterMap, ...] = (*ALL_EMITTERS, PLAIN)
 _INDEX = {e.name: i for i, e in enumerate(EMITTERS)}
 _PLAIN = _INDEX[PLAIN.name]
+_OPENLLMETRY = _INDEX["openllmetry"]
 _MAPPED_COLUMNS = tuple(dict.fromkeys(c for e in EMITTERS for c in e.columns))
 _CONTENT_KEYS = frozenset(k for keys in ct.SPAN_CONTENT_KEYS.values() for k in keys)
 # Content keys that a map also reads a column from (OpenInference's response id is in output.value).
@@ -139,6 +142,16 @@ def _valid(array: pa.Array) -> np.ndarray:
 def _true(array: pa.Array) -> np.ndarray:
     """Per row: is the boolean value true (null counts as false)."""
     return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), bool)
+
+
+def _canonical_finish_reasons(lists: pa.Array) -> pa.Array:
+    """Every finish reason in the semconv enum (distinct values mapped once, list shape unchanged)."""
+    if lists.null_count == len(lists) or len(lists.values) == 0:
+        return lists
+    lists = pa.concat_arrays([lists])  # unsliced, so offsets start at 0 and a null mask may be given
+    encoded = lists.values.dictionary_encode()
+    canonical = pa.array([finish_reason(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    return pa.ListArray.from_arrays(lists.offsets, canonical.take(encoded.indices), mask=lists.is_null())
 
 
 def _json_value(text: str | None, path: tuple[str, ...]) -> Any:
@@ -236,10 +249,16 @@ class GenAINormalizer:
         names = pa.array([e.name for e in EMITTERS[:-1]] + [None], pa.string())
         cols["emitter"] = names.take(pa.array(rows.emitter_of_row))
         self._operation_and_provider(cols, get, batch, rows)
+        if "finish_reasons" in cols:
+            cols["finish_reasons"] = _canonical_finish_reasons(cols["finish_reasons"])
         cols["request_params"], cols["tags"], tag_feature = params_and_tags(ix, rows.emitter_of_row, EMITTERS)
         tag_feature = pc.if_else(pc.equal(tag_feature, ""), pa.scalar(None, pa.string()), tag_feature)
         cols["feature"] = pc.coalesce(get("feature"), _where(rows.genai, tag_feature, _null(n, "feature")))
         if rows.genai.any():
+            if _OPENLLMETRY in rows.present:
+                streamed = _events_mode_streams(batch, get, rows.of(_OPENLLMETRY))
+                if streamed.any():
+                    cols["is_stream"] = _where(streamed, pa.array(np.ones(n, bool)), get("is_stream"))
             self._stream_and_ttft(cols, get, ix, batch, rows)
             self._fix_tokens(cols, get, batch, rows)
         self._errors(cols, get, ix, batch, rows)
@@ -473,14 +492,27 @@ def _version_at_most(version: str | None, limit: tuple[int, int]) -> bool:
     return len(parts) == 2 and (int(parts[0]), int(parts[1])) <= limit
 
 
-def _off_by_one_stream(batch: SpanBatch, get: Any, out: pa.Array) -> np.ndarray:
-    """Rows where OpenLLMetry <= 0.62 added message_start's output_tokens (1) to Anthropic's cumulative count."""
+def _openllmetry_anthropic_0_62(batch: SpanBatch) -> np.ndarray:
+    """Rows from OpenLLMetry's Anthropic instrumentation up to 0.62 (whose quirks are fixed below)."""
     affected = {(s, v) for s, v in set(zip(batch.scope_names, batch.scope_versions))
                 if s and s.endswith(sc.GEN_AI_PROVIDER_ANTHROPIC) and _version_at_most(v, (0, 62))}
     if not affected:
-        return np.zeros(len(out), bool)
-    scoped = np.array([(s, v) in affected for s, v in zip(batch.scope_names, batch.scope_versions)], bool)
-    return scoped & _true(get("is_stream")) & _true(pc.greater(out, 0))
+        return np.zeros(len(batch.scope_names), bool)
+    return np.array([(s, v) in affected for s, v in zip(batch.scope_names, batch.scope_versions)], bool)
+
+
+def _off_by_one_stream(batch: SpanBatch, get: Any, out: pa.Array) -> np.ndarray:
+    """Rows where OpenLLMetry <= 0.62 added message_start's output_tokens (1) to Anthropic's cumulative count."""
+    return _openllmetry_anthropic_0_62(batch) & _true(get("is_stream")) & _true(pc.greater(out, 0))
+
+
+def _events_mode_streams(batch: SpanBatch, get: Any, mask: np.ndarray) -> np.ndarray:
+    """OpenLLMetry <= 0.62 Anthropic spans in events mode that were streamed: that mode sets no request
+    attributes (no model, no gen_ai.is_streaming) and no response attributes on non-streamed calls, but its
+    stream wrapper always sets gen_ai.response.id (streaming.py _handle_completion). So a response id with
+    no request model marks a stream (fixtures otel-anthropic-events, traceloop-events)."""
+    candidates = mask & ~_valid(get("is_stream")) & ~_valid(get("request_model")) & _valid(get("response_id"))
+    return candidates & _openllmetry_anthropic_0_62(batch) if candidates.any() else candidates
 
 
 def _operation_from_name(cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: np.ndarray) -> None:
@@ -528,13 +560,16 @@ def _error_details(error_type: str | None, http_status: int | None, message: str
         match = _ERROR_CLASS_IN_MESSAGE.match(message)
         if match:
             error_type = match.group(1)
+    sdk_text = _HTTP_CODE_IN_MESSAGE.search(message)
     if http_status is None:
-        match = _HTTP_CODE_IN_MESSAGE.search(message)
+        match = sdk_text
         for event in exceptions if match is None else ():
             for _key, value in event["attributes"]:
                 match = match or _HTTP_CODE_IN_MESSAGE.search(value)
         if match:
             http_status = int(match.group(1))
+    if error_type is None and sdk_text is not None:  # the SDK's own text: its class follows from the status
+        error_type = sdk_error_class(int(sdk_text.group(1)))
     return error_type, http_status
 
 

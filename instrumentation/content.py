@@ -135,10 +135,11 @@ def system_instructions(system: Any) -> list[Part]:
 
 
 def output_message(text: str, finish_reason: str | None, tool_calls: list[Part] | None = None) -> Message:
-    """One assistant output message."""
+    """One assistant output message; its finish reason in the semconv enum (``end_turn`` → ``stop``)."""
     parts = [text_part(text)] if text else []
     parts.extend(tool_calls or ())
-    return {"role": "assistant", "parts": parts, "finish_reason": finish_reason or "stop"}
+    reason = sc.PROVIDER_FINISH_REASONS.get(finish_reason, finish_reason) if finish_reason else sc.FINISH_STOP
+    return {"role": "assistant", "parts": parts, "finish_reason": reason}
 
 
 class ContentRenderer:

@@ -7,6 +7,8 @@ packages, so keeping our own copy means a move touches one file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 # --- OTel GenAI semconv 1.37+ (current) -------------------------------------------------------
@@ -30,6 +32,30 @@ GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
 GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
 GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+
+# Finish reasons: the semconv output-message enum (gen-ai-output-messages.json ``FinishReason``) and
+# the provider values that mean the same. Stored ``finish_reasons`` use the enum, so one query covers
+# every provider and emitter (OpenLLMetry already maps Anthropic's ``end_turn`` to ``stop``, openlit
+# and the anthropic SDK do not). Values without an equivalent (``refusal``, ``pause_turn``) are kept.
+FINISH_STOP: Final = "stop"
+FINISH_LENGTH: Final = "length"
+FINISH_CONTENT_FILTER: Final = "content_filter"
+FINISH_TOOL_CALL: Final = "tool_call"
+FINISH_ERROR: Final = "error"
+PROVIDER_FINISH_REASONS: Final[Mapping[str, str]] = MappingProxyType({
+    # OpenAI chat / completions / Responses incomplete_details.reason, Mistral
+    "tool_calls": FINISH_TOOL_CALL, "function_call": FINISH_TOOL_CALL, "max_output_tokens": FINISH_LENGTH,
+    "model_length": FINISH_LENGTH,
+    # Anthropic stop_reason (also Bedrock Converse stopReason, lower-cased)
+    "end_turn": FINISH_STOP, "stop_sequence": FINISH_STOP, "max_tokens": FINISH_LENGTH, "tool_use": FINISH_TOOL_CALL,
+    "model_context_window_exceeded": FINISH_LENGTH, "guardrail_intervened": FINISH_CONTENT_FILTER,
+    "content_filtered": FINISH_CONTENT_FILTER,
+    # Gemini / Vertex finishReason, Cohere finish_reason (lower-cased)
+    "complete": FINISH_STOP, "safety": FINISH_CONTENT_FILTER,
+    "recitation": FINISH_CONTENT_FILTER, "blocklist": FINISH_CONTENT_FILTER,
+    "prohibited_content": FINISH_CONTENT_FILTER, "spii": FINISH_CONTENT_FILTER, "tool_call": FINISH_TOOL_CALL,
+    "malformed_function_call": FINISH_ERROR,
+})
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"

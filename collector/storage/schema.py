@@ -78,7 +78,9 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     Column("reasoning_tokens", pa.int64(), "reasoning output tokens"),
     Column("ttft_s", pa.float64(), "time to first token/chunk in seconds (streams only)"),
     Column("is_stream", pa.bool_(), "the call was streamed"),
-    Column("finish_reasons", pa.list_(pa.string()), "finish reasons of the response"),
+    Column("finish_reasons", pa.list_(pa.string()),
+           "finish reasons in the semconv enum (stop, length, content_filter, tool_call, error; others kept, "
+           "lower-cased); raw values in attributes"),
     Column("user_id", pa.string(), "end user id"),
     Column("session_id", pa.string(), "session / conversation id"),
     Column("feature", pa.string(), "product feature the call serves (cost attribution tag)"),

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from harness import CollectorProcess, count_when, query
 from spanlake.instrumentation.fake_llm import FakeLLMServer
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness import CollectorProcess, count_when, http_post, query
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from replays import Lakes, rows
 from spanlake.collector.attributes import AttributeDecoder
@@ -34,8 +34,9 @@ def _anthropic_sums(data: Path) -> dict[str, float]:
 
 def test_one_call_seen_twice_counts_once(lakes: Lakes) -> None:
     # traceloop: SDK span beside the OpenLLMetry span (separate roots); openinference: SDK span as child;
-    # langfuse: the two in different traces. Two successful Anthropic calls each, 13 + 6 tokens.
-    for capture in ("traceloop", "openinference", "langfuse"):
+    # langfuse: the two in different traces; the events-mode captures: OpenLLMetry spans without model, stream
+    # flag or (non-streamed) response id. Two successful Anthropic calls each, 13 + 6 tokens.
+    for capture in ("traceloop", "openinference", "langfuse", "otel-anthropic-events", "traceloop-events"):
         data = lakes.get(capture, "grpc")
         assert _anthropic_sums(data) == {"spans": 2, "input": 26, "output": 12,
                                          "cost": _approx(data, 2 * ANTHROPIC_CALL_COST)}, capture
@@ -56,6 +57,10 @@ def test_duplicate_points_at_a_kept_span(lakes: Lakes) -> None:
         bad = rows(data, "select d.span_id from spans d left join spans k on k.span_id = d.duplicate_of "
                          "where d.duplicate_of is not null and (k.span_id is null or k.duplicate_of is not null)")
         assert bad == [], capture
+        # a pair never joins two different calls (the events captures hold two calls of one token shape)
+        crossed = rows(data, "select d.span_id from spans d join spans k on k.span_id = d.duplicate_of "
+                             "where d.response_id <> k.response_id")
+        assert crossed == [], capture
 
 
 def test_content_is_out_of_the_attributes_map(lakes: Lakes) -> None:
@@ -90,6 +95,9 @@ def test_events_mode_negative_fixture_invents_nothing(lakes: Lakes) -> None:
 def _kv(key: str, value: object) -> KeyValue:
     if isinstance(value, str):
         return KeyValue(key=key, value=AnyValue(string_value=value))
+    if isinstance(value, list):
+        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=v)
+                                                                               for v in value])))
     assert isinstance(value, int)
     return KeyValue(key=key, value=AnyValue(int_value=value))
 
@@ -152,3 +160,18 @@ def test_unknown_model_gets_null_cost_and_is_counted() -> None:
     [row] = builder.take().select(["operation", "input_tokens", "cost_usd", "cost_source"]).to_pylist()
     assert row == {"operation": "chat", "input_tokens": 5, "cost_usd": None, "cost_source": None}
     assert normalizer.counters() == {"genai_unpriced": 1}
+
+
+def test_finish_reasons_are_stored_in_the_semconv_enum() -> None:
+    # Anthropic, Gemini (upper case), OpenAI tool calls, Langfuse's JSON quoting; a reason without an
+    # equivalent is kept. The raw values stay in the attributes map.
+    sent = [["end_turn"], ["MAX_TOKENS"], ["tool_calls", "stop"], ['"stop"'], ["refusal"]]
+    builder = SpanBuilder(AttributeDecoder(65536, 8), 10**12, GenAINormalizer())
+    for reasons in sent:
+        builder.add_request(_request({}, {sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "anthropic",
+                                          sc.GEN_AI_RESPONSE_FINISH_REASONS: reasons}), time.time_ns())
+    table = builder.take()
+    assert table.column("finish_reasons").to_pylist() == [["stop"], ["length"], ["tool_call", "stop"], ["stop"],
+                                                          ["refusal"]]
+    raw = [dict(m)[sc.GEN_AI_RESPONSE_FINISH_REASONS] for m in table.column("attributes").to_pylist()]
+    assert [json.loads(r) for r in raw] == sent
