@@ -10,12 +10,9 @@ sources) are read span by span for the rows that have them.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +20,8 @@ import pyarrow.compute as pc
 from spanlake.collector import content as ct
 from spanlake.collector.attr_index import CONVERTER_TYPES, AttrIndex, map_distinct, scatter
 from spanlake.collector.attributes import encode_value
+from spanlake.collector.genai_batch import SpanBatch, SpanContent, is_true, null_column, valid, where
+from spanlake.collector.genai_errors import error_details
 from spanlake.collector.genai_map import (
     ALL_EMITTERS,
     BY_KEY,
@@ -31,17 +30,14 @@ from spanlake.collector.genai_map import (
     Src,
     emitter_for_scope,
     emitter_for_span,
-    error_class,
     finish_reason,
-    json_str,
-    sdk_error_class,
-    to_float,
     to_int,
     to_str,
 )
+from spanlake.collector.genai_quirks import events_mode_streams, off_by_one_stream
 from spanlake.collector.genai_tags import params_and_tags
+from spanlake.collector.genai_ttft import ttft_of
 from spanlake.collector.pricing import PRICE_SOURCE, PRICE_VERSION, PriceBook
-from spanlake.collector.storage import schema
 from spanlake.instrumentation import semconv as sc
 
 GENAI_COLUMNS: tuple[str, ...] = (
@@ -56,10 +52,6 @@ LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embe
 SEMCONV_OPERATIONS = LLM_OPERATIONS | {"execute_tool", "invoke_agent", "create_agent", "invoke_workflow",
                                        "retrieval"}
 _STREAMABLE = frozenset({"chat", "text_completion", "generate_content"})
-_HTTP_CODE_IN_MESSAGE = re.compile(r"Error code: (\d{3})\b")  # openai/anthropic SDK APIStatusError text
-_ERROR_CLASS_IN_MESSAGE = re.compile(r"^(\w+(?:Error|Exception)): ")
-_TTFT_SOURCES = {"attr": "attribute", "event": "span_event", "iso": "iso_timestamp"}
-_NS_PER_DAY = 86_400 * 10**9
 
 EMITTERS: tuple[EmitterMap, ...] = (*ALL_EMITTERS, PLAIN)
 _INDEX = {e.name: i for i, e in enumerate(EMITTERS)}
@@ -69,39 +61,6 @@ _MAPPED_COLUMNS = tuple(dict.fromkeys(c for e in EMITTERS for c in e.columns))
 _CONTENT_KEYS = frozenset(k for keys in ct.SPAN_CONTENT_KEYS.values() for k in keys)
 # Content keys that a map also reads a column from (OpenInference's response id is in output.value).
 _CONTENT_SOURCE_KEYS = tuple(_CONTENT_KEYS & {s.key for e in EMITTERS for srcs in e.columns.values() for s in srcs})
-
-
-class SpanContent(NamedTuple):
-    """What was taken out of one span's attributes as it arrived: its content, and source values."""
-
-    emitter: EmitterMap
-    content: ct.Content | None
-    kept: dict[str, str]  # encoded values of content keys some map reads a column from
-
-
-@dataclass
-class SpanBatch:
-    """What the normaliser reads of one flush of spans, row-aligned (the span builder's columns)."""
-
-    attrs: pa.MapArray
-    scope_names: Sequence[str | None]
-    scope_versions: Sequence[str | None]
-    names: Sequence[str]
-    status_codes: Sequence[str]
-    status_messages: Sequence[str | None]
-    events: Sequence[list[dict[str, Any]] | None]
-    starts: Sequence[int]
-    trace_ids: Sequence[str]
-    span_ids: Sequence[str]
-    services: Sequence[str | None]
-    content: Mapping[int, SpanContent] = field(default_factory=dict)
-
-
-def _null(n: int, column: str) -> pa.Array:
-    return pa.nulls(n, _TYPES.get(column, pa.string()))
-
-
-_TYPES: dict[str, pa.DataType] = {c.name: c.type for c in schema.SPAN_COLUMNS}  # the stored types
 
 
 class _Rows:
@@ -124,24 +83,6 @@ class _Rows:
 
     def only(self, index: int) -> bool:
         return self.present == [index]
-
-
-def _where(mask: np.ndarray, value: pa.Array, other: pa.Array) -> pa.Array:
-    """``value`` on rows of ``mask``, else ``other`` (skipping the work when the mask is all or nothing)."""
-    if mask.all():
-        return value
-    if not mask.any():
-        return other
-    return pc.if_else(pa.array(mask), value, other.cast(value.type))
-
-
-def _valid(array: pa.Array) -> np.ndarray:
-    return np.asarray(pc.is_valid(array).to_numpy(zero_copy_only=False), bool)
-
-
-def _true(array: pa.Array) -> np.ndarray:
-    """Per row: is the boolean value true (null counts as false)."""
-    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), bool)
 
 
 def _canonical_finish_reasons(lists: pa.Array) -> pa.Array:
@@ -174,7 +115,7 @@ def _source(ix: AttrIndex, src: Src) -> pa.Array | None:
     if not src.path:
         return ix.typed(src.key, src.convert)
     texts = ix.values(src.key)
-    rows = np.flatnonzero(_valid(texts))
+    rows = np.flatnonzero(valid(texts))
     if not len(rows):
         return None
     values = []
@@ -245,7 +186,7 @@ class GenAINormalizer:
         rows = _Rows(self._emitter_of_rows(batch, ix), batch)
         cols = self._mapped(ix, rows)
         n = rows.n
-        get = lambda name: cols.get(name, _null(n, name))
+        get = lambda name: cols.get(name, null_column(n, name))
         names = pa.array([e.name for e in EMITTERS[:-1]] + [None], pa.string())
         cols["emitter"] = names.take(pa.array(rows.emitter_of_row))
         self._operation_and_provider(cols, get, batch, rows)
@@ -253,12 +194,12 @@ class GenAINormalizer:
             cols["finish_reasons"] = _canonical_finish_reasons(cols["finish_reasons"])
         cols["request_params"], cols["tags"], tag_feature = params_and_tags(ix, rows.emitter_of_row, EMITTERS)
         tag_feature = pc.if_else(pc.equal(tag_feature, ""), pa.scalar(None, pa.string()), tag_feature)
-        cols["feature"] = pc.coalesce(get("feature"), _where(rows.genai, tag_feature, _null(n, "feature")))
+        cols["feature"] = pc.coalesce(get("feature"), where(rows.genai, tag_feature, null_column(n, "feature")))
         if rows.genai.any():
             if _OPENLLMETRY in rows.present:
-                streamed = _events_mode_streams(batch, get, rows.of(_OPENLLMETRY))
+                streamed = events_mode_streams(batch, get, rows.of(_OPENLLMETRY))
                 if streamed.any():
-                    cols["is_stream"] = _where(streamed, pa.array(np.ones(n, bool)), get("is_stream"))
+                    cols["is_stream"] = where(streamed, pa.array(np.ones(n, bool)), get("is_stream"))
             self._stream_and_ttft(cols, get, ix, batch, rows)
             self._fix_tokens(cols, get, batch, rows)
         self._errors(cols, get, ix, batch, rows)
@@ -294,8 +235,8 @@ class GenAINormalizer:
                 value = _coalesced(ix, sources, cache) if sources else None
                 if value is None:
                     continue
-                acc = value if rows.only(index) else _where(rows.of(index), value, acc if acc is not None
-                                                            else pa.nulls(rows.n, value.type))
+                acc = value if rows.only(index) else where(rows.of(index), value, acc if acc is not None
+                                                           else pa.nulls(rows.n, value.type))
             if acc is not None:
                 cols[column] = acc
         return cols
@@ -308,43 +249,45 @@ class GenAINormalizer:
             if emitter.operation_values and "operation" in cols:
                 mapped = map_distinct(cols["operation"], lambda v, kinds=emitter.operation_values: kinds.get(
                     v, v if v in SEMCONV_OPERATIONS else None), pa.string())
-                cols["operation"] = _where(mask, mapped, cols["operation"])
+                cols["operation"] = where(mask, mapped, cols["operation"])
             if emitter.operation_from_name:
-                _operation_from_name(cols, get, batch, mask & ~_valid(get("operation")))
+                _operation_from_name(cols, get, batch, mask & ~valid(get("operation")))
             if emitter.provider_from_scope or emitter.provider_from_name:
-                _provider_fallback(cols, get, emitter, batch, mask & ~_valid(get("provider")))
+                _provider_fallback(cols, get, emitter, batch, mask & ~valid(get("provider")))
             if emitter.model_is_request_on_error and "response_model" in cols:
-                moved = mask & rows.error & _valid(cols["response_model"])
+                moved = mask & rows.error & valid(cols["response_model"])
                 if moved.any():
-                    cols["request_model"] = _where(moved, cols["response_model"], get("request_model"))
-                    cols["response_model"] = _where(moved, _null(rows.n, "response_model"), cols["response_model"])
+                    cols["request_model"] = where(moved, cols["response_model"], get("request_model"))
+                    cols["response_model"] = where(moved, null_column(rows.n, "response_model"),
+                                                   cols["response_model"])
 
     @staticmethod
     def _stream_and_ttft(cols: dict[str, pa.Array], get: Any, ix: AttrIndex, batch: SpanBatch, rows: _Rows) -> None:
         """Stream flag (inferred where the emitter allows) and TTFT, kept only on streamed calls."""
         n = rows.n
-        stream_acc, ttft_acc, source_acc = _null(n, "is_stream"), _null(n, "ttft_s"), _null(n, "ttft_source")
-        streamable = _true(pc.is_in(get("operation"), pa.array(sorted(_STREAMABLE))))
+        stream_acc, ttft_acc = null_column(n, "is_stream"), null_column(n, "ttft_s")
+        source_acc = null_column(n, "ttft_source")
+        streamable = is_true(pc.is_in(get("operation"), pa.array(sorted(_STREAMABLE))))
         sent = get("is_stream")
-        sent_true, absent = _true(sent), ~_valid(sent)
-        sent_false = _true(pc.invert(sent))
+        sent_true, absent = is_true(sent), ~valid(sent)
+        sent_false = is_true(pc.invert(sent))
         for index in rows.present:
             if index == _PLAIN:
                 continue
             emitter, mask = EMITTERS[index], rows.of(index)
-            ttft, source = _ttft(emitter, ix, batch, mask)
-            has_ttft = _valid(ttft)
+            ttft, source = ttft_of(emitter, ix, batch, mask)
+            has_ttft = valid(ttft)
             # A first-chunk attribute/event/timestamp only exists on streamed calls (not so for openlit).
             now_true = absent & has_ttft if emitter.ttft_implies_stream else np.zeros(n, bool)
             now_false = absent & ~now_true & streamable if emitter.stream_absent_means_false else np.zeros(n, bool)
-            is_true, is_false = sent_true | now_true, sent_false | now_false
-            stream = pc.if_else(pa.array(is_true), True, pc.if_else(pa.array(is_false), False,
-                                                                     pa.scalar(None, pa.bool_())))
+            streamed, not_streamed = sent_true | now_true, sent_false | now_false
+            stream = pc.if_else(pa.array(streamed), True, pc.if_else(pa.array(not_streamed), False,
+                                                                      pa.scalar(None, pa.bool_())))
             # Never a TTFT on a call that was not streamed (openlit stamps every span).
-            keep = is_true & has_ttft & _true(pc.greater_equal(ttft, 0.0))
-            stream_acc = _where(mask, stream, stream_acc)
-            ttft_acc = _where(mask & keep, ttft, ttft_acc)
-            source_acc = _where(mask & keep, source, source_acc)
+            keep = streamed & has_ttft & is_true(pc.greater_equal(ttft, 0.0))
+            stream_acc = where(mask, stream, stream_acc)
+            ttft_acc = where(mask & keep, ttft, ttft_acc)
+            source_acc = where(mask & keep, source, source_acc)
         cols["is_stream"], cols["ttft_s"], cols["ttft_source"] = stream_acc, ttft_acc, source_acc
 
     @staticmethod
@@ -356,23 +299,23 @@ class GenAINormalizer:
             emitter, mask = EMITTERS[index], rows.of(index)
             if emitter.input_excludes_cache_for:
                 # openlit reports Anthropic's raw input_tokens, which exclude cached tokens (fixture: 10 vs 13).
-                fix = mask & _valid(inp) & _true(pc.is_in(get("provider"),
+                fix = mask & valid(inp) & is_true(pc.is_in(get("provider"),
                                                           pa.array(sorted(emitter.input_excludes_cache_for))))
                 if fix.any():
                     added = pc.add(pc.add(inp, pc.fill_null(get("cached_input_tokens"), 0)),
                                    pc.fill_null(get("cache_write_tokens"), 0))
-                    inp = _where(fix, added, inp)
+                    inp = where(fix, added, inp)
                     recompute |= fix
             if emitter.name == "openllmetry":
-                fix = mask & _off_by_one_stream(batch, get, out)
+                fix = mask & off_by_one_stream(batch, get, out)
                 if fix.any():
-                    out = _where(fix, pc.subtract(out, 1), out)
+                    out = where(fix, pc.subtract(out, 1), out)
                     recompute |= fix
         total = get("total_tokens")
-        either = rows.genai & (_valid(inp) | _valid(out))
-        redo = either & (recompute | ~_valid(total))
+        either = rows.genai & (valid(inp) | valid(out))
+        redo = either & (recompute | ~valid(total))
         if redo.any():
-            total = _where(redo, pc.add(pc.fill_null(inp, 0), pc.fill_null(out, 0)), total)
+            total = where(redo, pc.add(pc.fill_null(inp, 0), pc.fill_null(out, 0)), total)
         cols["input_tokens"], cols["output_tokens"], cols["total_tokens"] = inp, out, total
 
     @staticmethod
@@ -380,14 +323,15 @@ class GenAINormalizer:
         """HTTP status (attributes), and for failed GenAI spans the error class and status from the error text."""
         sources = [a for a in (ix.typed(sc.HTTP_RESPONSE_STATUS_CODE, to_int), ix.typed(sc.HTTP_STATUS_CODE_OLD, to_int))
                    if a.null_count < rows.n]
-        status = pc.coalesce(*sources) if len(sources) > 1 else sources[0] if sources else _null(rows.n, "http_status")
+        status = (pc.coalesce(*sources) if len(sources) > 1 else sources[0] if sources
+                  else null_column(rows.n, "http_status"))
         failed = np.flatnonzero(rows.genai & rows.error)
         if len(failed):
             error_type, lf_message = get("error_type"), ix.values(sc.LANGFUSE_STATUS_MESSAGE)
             types, codes = error_type.to_pylist(), status.to_pylist()
             for row in (int(r) for r in failed):
                 message = batch.status_messages[row] or (lf_message[row].as_py() or "")
-                types[row], codes[row] = _error_details(types[row], codes[row], message, batch.events[row])
+                types[row], codes[row] = error_details(types[row], codes[row], message, batch.events[row])
             cols["error_type"] = pa.array(types, pa.string())
             status = pa.array(codes, pa.int64())
         cols["http_status"] = status
@@ -409,17 +353,17 @@ class GenAINormalizer:
             for row in (i for i, op in enumerate(ops) if op in _STREAMABLE and i not in chars):
                 if rows.genai[row] and (row not in batch.content or batch.content[row].content is None):
                     chars[row] = self.content.output_chars_seen((batch.trace_ids[row], batch.span_ids[row]))
-        cols["output_chars"] = scatter(_null(rows.n, "output_chars"), list(chars), list(chars.values()))
+        cols["output_chars"] = scatter(null_column(rows.n, "output_chars"), list(chars), list(chars.values()))
 
     def _price(self, cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: _Rows) -> None:
         """Cost of LLM calls: the emitter's own figure wins, else genai-prices (NULL and counted if unknown)."""
         n = rows.n
-        llm = rows.genai & _true(pc.is_in(get("operation"), pa.array(sorted(LLM_OPERATIONS))))
+        llm = rows.genai & is_true(pc.is_in(get("operation"), pa.array(sorted(LLM_OPERATIONS))))
         if not llm.any():
             return
-        reported = llm & _valid(get("cost_usd"))
+        reported = llm & valid(get("cost_usd"))
         inp, out = get("input_tokens"), get("output_tokens")
-        wanted = np.flatnonzero(llm & ~reported & (_valid(inp) | _valid(out)))
+        wanted = np.flatnonzero(llm & ~reported & (valid(inp) | valid(out)))
         cost = get("cost_usd")
         if len(wanted):
             computed = self.prices.cost_array(
@@ -430,89 +374,13 @@ class GenAINormalizer:
             cost = scatter(cost, wanted, computed.to_pylist())
         priced = np.zeros(n, bool)
         priced[wanted] = True
-        priced &= _valid(cost)
-        source = _where(reported, pa.array(np.full(n, "emitter", object), pa.string()), _null(n, "cost_source"))
-        version = _where(reported, cols["emitter"], _null(n, "price_version"))
+        priced &= valid(cost)
+        source = where(reported, pa.array(np.full(n, "emitter", object), pa.string()),
+                       null_column(n, "cost_source"))
+        version = where(reported, cols["emitter"], null_column(n, "price_version"))
         cols["cost_usd"] = cost
-        cols["cost_source"] = _where(priced, pa.array(np.full(n, PRICE_SOURCE, object), pa.string()), source)
-        cols["price_version"] = _where(priced, pa.array(np.full(n, PRICE_VERSION, object), pa.string()), version)
-
-
-def _ttft(emitter: EmitterMap, ix: AttrIndex, batch: SpanBatch, mask: np.ndarray) -> tuple[pa.Array, pa.Array]:
-    """(TTFT seconds, its source) per row from the emitter's TTFT shapes, first present wins."""
-    n = ix.rows
-    ttft, source = _null(n, "ttft_s"), _null(n, "ttft_source")
-    for kind, key in reversed(emitter.ttft):  # later shapes first, so earlier ones overwrite them
-        if kind == "attr":
-            value = ix.typed(key, to_float)
-        else:
-            value = _ttft_per_span(kind, key, ix, batch, mask)
-        found = _valid(value)
-        if found.any():
-            ttft = _where(found, value, ttft)
-            source = _where(found, pa.array(np.full(n, _TTFT_SOURCES[kind], object), pa.string()), source)
-    return ttft, source
-
-
-def _ttft_per_span(kind: str, key: str, ix: AttrIndex, batch: SpanBatch, mask: np.ndarray) -> pa.Array:
-    """TTFT from a first-chunk span event or an ISO timestamp attribute, span by span (streams only)."""
-    rows, values = [], []
-    if kind == "event":
-        for row in np.flatnonzero(mask):
-            events = batch.events[row]
-            first = next((e["time_unix_nano"] for e in events if e["name"] == key), 0) if events else 0
-            if first:
-                rows.append(int(row))
-                values.append((first - batch.starts[row]) / 1e9)
-    elif kind == "iso":
-        texts = ix.values(key)
-        for row in np.flatnonzero(mask & _valid(texts)):
-            value = _iso_minus(json_str(texts[int(row)].as_py()), batch.starts[row])
-            if value is not None:
-                rows.append(int(row))
-                values.append(value)
-    return scatter(_null(ix.rows, "ttft_s"), rows, values)
-
-
-def _iso_minus(text: str | None, start_ns: int) -> float | None:
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return round((when - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) / dt.timedelta(microseconds=1)
-                 - start_ns / 1000) / 1e6
-
-
-def _version_at_most(version: str | None, limit: tuple[int, int]) -> bool:
-    parts = re.findall(r"\d+", version or "")[:2]
-    return len(parts) == 2 and (int(parts[0]), int(parts[1])) <= limit
-
-
-def _openllmetry_anthropic_0_62(batch: SpanBatch) -> np.ndarray:
-    """Rows from OpenLLMetry's Anthropic instrumentation up to 0.62 (whose quirks are fixed below)."""
-    affected = {(s, v) for s, v in set(zip(batch.scope_names, batch.scope_versions))
-                if s and s.endswith(sc.GEN_AI_PROVIDER_ANTHROPIC) and _version_at_most(v, (0, 62))}
-    if not affected:
-        return np.zeros(len(batch.scope_names), bool)
-    return np.array([(s, v) in affected for s, v in zip(batch.scope_names, batch.scope_versions)], bool)
-
-
-def _off_by_one_stream(batch: SpanBatch, get: Any, out: pa.Array) -> np.ndarray:
-    """Rows where OpenLLMetry <= 0.62 added message_start's output_tokens (1) to Anthropic's cumulative count."""
-    return _openllmetry_anthropic_0_62(batch) & _true(get("is_stream")) & _true(pc.greater(out, 0))
-
-
-def _events_mode_streams(batch: SpanBatch, get: Any, mask: np.ndarray) -> np.ndarray:
-    """OpenLLMetry <= 0.62 Anthropic spans in events mode that were streamed: that mode sets no request
-    attributes (no model, no gen_ai.is_streaming) and no response attributes on non-streamed calls, but its
-    stream wrapper always sets gen_ai.response.id (streaming.py _handle_completion). So a response id with
-    no request model marks a stream (fixtures otel-anthropic-events, traceloop-events)."""
-    candidates = mask & ~_valid(get("is_stream")) & ~_valid(get("request_model")) & _valid(get("response_id"))
-    return candidates & _openllmetry_anthropic_0_62(batch) if candidates.any() else candidates
+        cols["cost_source"] = where(priced, pa.array(np.full(n, PRICE_SOURCE, object), pa.string()), source)
+        cols["price_version"] = where(priced, pa.array(np.full(n, PRICE_VERSION, object), pa.string()), version)
 
 
 def _operation_from_name(cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: np.ndarray) -> None:
@@ -544,33 +412,6 @@ def _provider_fallback(cols: dict[str, pa.Array], get: Any, emitter: EmitterMap,
                 found[row] = provider
     if found:
         cols["provider"] = scatter(get("provider"), list(found), list(found.values()))
-
-
-def _error_details(error_type: str | None, http_status: int | None, message: str,
-                   events: list[dict[str, Any]] | None) -> tuple[str | None, int | None]:
-    """Error class (exception event, status message) and HTTP status (SDK error text) of a failed span."""
-    exceptions = [e for e in events or () if e["name"] == sc.EXCEPTION_EVENT]
-    if error_type is None:
-        for event in exceptions:
-            found = next((v for k, v in event["attributes"] if k == sc.EXCEPTION_TYPE), "")
-            if found:
-                error_type = error_class(found)
-                break
-    if error_type is None:
-        match = _ERROR_CLASS_IN_MESSAGE.match(message)
-        if match:
-            error_type = match.group(1)
-    sdk_text = _HTTP_CODE_IN_MESSAGE.search(message)
-    if http_status is None:
-        match = sdk_text
-        for event in exceptions if match is None else ():
-            for _key, value in event["attributes"]:
-                match = match or _HTTP_CODE_IN_MESSAGE.search(value)
-        if match:
-            http_status = int(match.group(1))
-    if error_type is None and sdk_text is not None:  # the SDK's own text: its class follows from the status
-        error_type = sdk_error_class(int(sdk_text.group(1)))
-    return error_type, http_status
 
 
 def resource_identity(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
