@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from spanlake.collector.genai_map import finish_reason as canonical_finish
 from spanlake.collector.storage import schema
 from spanlake.instrumentation import semconv as sc
@@ -42,14 +44,26 @@ def _parse(raw: Any) -> Any:
         text = raw.lstrip()
         if text[:1] in ("[", "{", '"'):
             try:
+                return orjson.loads(raw)  # content is the bulk of a span: parse it at C speed
+            except orjson.JSONDecodeError:
+                pass
+            try:  # what orjson refuses but Python's json reads: NaN/Infinity literals, deep nesting
                 return json.loads(raw)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 return raw
     return raw
 
 
+def _dumps(value: Any) -> str:
+    """Compact JSON text; Python's json for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _text_part(text: Any) -> dict[str, Any]:
-    return {"type": "text", "content": text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)}
+    return {"type": "text", "content": text if isinstance(text, str) else _dumps(text)}
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -248,7 +262,7 @@ def _cap(items: list[dict[str, Any]] | None, messages: bool) -> tuple[str | None
             part["content"] = text[:budget] + sc.SPANLAKE_CONTENT_TRUNCATED_MARKER.format(dropped=len(text) - budget)
             truncated = True
         budget = max(0, budget - len(text))
-    return json.dumps(items, ensure_ascii=False), truncated
+    return _dumps(items), truncated
 
 
 @dataclass
@@ -299,25 +313,23 @@ class ContentCollector:
 
     def take(self) -> pa.Table:
         """The span_content rows of everything pending; remembers their keys so later sources are skipped."""
-        cols: dict[str, list[Any]] = {c.name: [] for c in schema.SPAN_CONTENT_COLUMNS}
-        for (trace_id, span_id), row in self.pending.items():
-            inputs, t_in = _cap(row.content.input, True)
-            outputs, t_out = _cap(row.content.output, True)
-            system, t_sys = _cap(row.content.system, False)
-            values = {"trace_id": trace_id, "span_id": span_id, "time": row.time_us, "service_name": row.service,
-                      "input_messages": inputs, "output_messages": outputs, "system_instructions": system,
-                      "source": row.source, "truncated": t_in or t_out or t_sys,
-                      schema.PARTITION_COLUMN: row.time_us // 86_400_000_000}
-            for name, value in values.items():
-                cols[name].append(value)
-            self._remember((trace_id, span_id), output_chars(row.content.output))
+        keys, rows = list(self.pending), list(self.pending.values())
         self.pending = {}
-        arrays = {c.name: pa.array(cols[c.name], pa.int64()).cast(c.type) if c.type == schema.TS
-                  else pa.array(cols[c.name], pa.int32()).cast(c.type) if c.name == schema.PARTITION_COLUMN
-                  else pa.array(cols[c.name], c.type) for c in schema.SPAN_CONTENT_COLUMNS}
-        return pa.table(arrays, schema=schema.arrow_schema(schema.SPAN_CONTENT))
-
-    def _remember(self, key: tuple[str, str], chars: int | None) -> None:
-        self._written[key] = chars
-        if len(self._written) > self._capacity:
+        inputs = [_cap(r.content.input, True) for r in rows]
+        outputs = [_cap(r.content.output, True) for r in rows]
+        systems = [_cap(r.content.system, False) for r in rows]
+        times = pa.array([r.time_us for r in rows], pa.int64())
+        values: dict[str, Any] = {
+            "trace_id": [k[0] for k in keys], "span_id": [k[1] for k in keys], "time": times.cast(schema.TS),
+            "service_name": [r.service for r in rows], "input_messages": [x[0] for x in inputs],
+            "output_messages": [x[0] for x in outputs], "system_instructions": [x[0] for x in systems],
+            "source": [r.source for r in rows],
+            "truncated": [a[1] or b[1] or c[1] for a, b, c in zip(inputs, outputs, systems)],
+            schema.PARTITION_COLUMN: pc.divide(times, 86_400_000_000).cast(pa.int32()).cast(pa.date32()),
+        }
+        self._written.update(zip(keys, [output_chars(r.content.output) for r in rows]))
+        for _ in range(len(self._written) - self._capacity):
             self._written.popitem(last=False)
+        arrays = {c.name: values[c.name] if isinstance(values[c.name], pa.Array) else pa.array(values[c.name], c.type)
+                  for c in schema.SPAN_CONTENT_COLUMNS}
+        return pa.table(arrays, schema=schema.arrow_schema(schema.SPAN_CONTENT))
