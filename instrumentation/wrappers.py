@@ -10,6 +10,7 @@ only the outer one gets a span.
 from __future__ import annotations
 
 import contextvars
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,11 @@ ResponseInfo = tuple[dict[str, Any], Usage | None, list[Message] | None]
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("spanlake_in_traced_call", default=False)
+# The openai and anthropic SDKs' `with_raw_response` / `with_streaming_response` call the same method with
+# this header: "true" (openai) or "raw" (anthropic) means the body is read and parse() is cached, so the
+# span can read the parsed response; "stream" means the app reads the body itself, so it is left alone.
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+_RAW_BODY_READ = frozenset({"true", "raw"})
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,22 @@ def _complete(spec: CallSpec, invocation: Invocation, result: Any, proxy: type[A
     return result
 
 
+def _raw_body_read(kwargs: dict[str, Any]) -> bool:
+    """Whether the call came through `with_raw_response` for a complete (non-streamed) body."""
+    headers = kwargs.get("extra_headers")
+    return (isinstance(headers, dict) and headers.get(_RAW_RESPONSE_HEADER) in _RAW_BODY_READ
+            and kwargs.get("stream") is not True)
+
+
+def _parsed_raw(result: Any) -> Any:
+    """The parsed response of a raw one (the SDK caches it, so the app's own parse() costs nothing more)."""
+    try:
+        return result.parse()
+    except Exception:  # noqa: BLE001 - boundary: the span then ends without response attributes
+        report_internal_error("parse raw response")
+        return result
+
+
 def _end_quietly(invocation: Invocation) -> None:
     """End a span whose response could not be read (idempotent; the call itself succeeded)."""
     try:
@@ -113,6 +135,9 @@ def call_sync(
     finally:
         _IN_CALL.reset(inside)
         invocation.deactivate(token)
+    if _raw_body_read(kwargs):
+        _complete(spec, invocation, _parsed_raw(result), SyncStreamProxy)
+        return result
     return _complete(spec, invocation, result, SyncStreamProxy)
 
 
@@ -138,6 +163,16 @@ async def call_async(
     finally:
         _IN_CALL.reset(inside)
         invocation.deactivate(token)
+    if _raw_body_read(kwargs):
+        parsed = _parsed_raw(result)
+        if inspect.isawaitable(parsed):  # anthropic's AsyncAPIResponse.parse() is a coroutine
+            try:
+                parsed = await parsed
+            except Exception:  # noqa: BLE001 - boundary
+                report_internal_error("parse raw response")
+                parsed = result
+        _complete(spec, invocation, parsed, AsyncStreamProxy)
+        return result
     return _complete(spec, invocation, result, AsyncStreamProxy)
 
 

@@ -185,3 +185,29 @@ def test_stream_usage_is_message_deltas_final_count() -> None:
         _attrs, usage, _outputs = acc.result()
         assert usage is not None
         assert (usage.input_tokens, usage.output_tokens, usage.cache_read) == expected
+
+
+def test_with_raw_response_spans_read_the_parsed_response(
+    telemetry: Telemetry, anthropic_client: anthropic.Anthropic, async_anthropic_client: anthropic.AsyncAnthropic
+) -> None:
+    raw = anthropic_client.messages.with_raw_response.create(model="claude-haiku-4-5", max_tokens=64,
+                                                              messages=MESSAGES)
+    first = raw.parse()
+    assert raw.parse() is first
+
+    async def run() -> anthropic.types.Message:
+        raw = await async_anthropic_client.messages.with_raw_response.create(
+            model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES)
+        return await raw.parse()
+
+    second = asyncio.run(run())
+    spans = [s for s in telemetry.finished() if s.instrumentation_scope.name != NATIVE_SCOPE]
+    assert len(spans) == 2
+    for span, message in zip(spans, (first, second)):
+        attrs = span.attributes
+        assert attrs[sc.GEN_AI_RESPONSE_ID] == message.id
+        assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+        usage = message.usage
+        assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == (
+            usage.input_tokens + (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0))
+        assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == usage.output_tokens

@@ -350,3 +350,41 @@ def test_parse_over_create_still_one_span(
     for span, parsed in zip(spans, (result, aresult), strict=True):
         usage = parsed.usage
         _assert_parse_span(span, "gpt-4o-mini", parsed, usage.prompt_tokens, usage.completion_tokens)
+
+
+def test_with_raw_response_spans_read_the_parsed_response(
+    telemetry: Telemetry, openai_client: openai.OpenAI, async_openai_client: openai.AsyncOpenAI
+) -> None:
+    # LangChain and apps that read rate-limit headers call through with_raw_response: the span must still
+    # carry the response, and the app's own parse() must get the very same object.
+    raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    first = raw.parse()
+    assert raw.headers.get("content-type", "").startswith("application/json") and raw.parse() is first
+
+    async def run() -> Any:
+        raw = await async_openai_client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES)
+        return raw.parse()
+
+    second = asyncio.run(run())
+    spans = telemetry.finished()
+    assert len(spans) == 2
+    for span, result in zip(spans, (first, second)):
+        attrs = span.attributes
+        assert attrs[sc.GEN_AI_RESPONSE_ID] == result.id
+        assert attrs[sc.GEN_AI_RESPONSE_MODEL] == result.model
+        assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == result.usage.prompt_tokens == 11
+        assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == result.usage.completion_tokens
+        assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+
+
+def test_with_streaming_response_leaves_the_body_to_the_app(
+    telemetry: Telemetry, openai_client: openai.OpenAI
+) -> None:
+    with openai_client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES) as response:
+        body = b"".join(response.iter_bytes())
+    assert b'"chat.completion"' in body  # the app read the whole body itself
+    span = telemetry.one_span()
+    assert span.attributes[sc.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
+    assert sc.GEN_AI_RESPONSE_ID not in span.attributes
