@@ -52,6 +52,11 @@ def request_attributes(kwargs: dict[str, Any]) -> dict[str, Any]:
         attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = list(kwargs["stop_sequences"])
     if given(kwargs.get("stream")):
         attrs[sc.GEN_AI_REQUEST_STREAM] = bool(kwargs["stream"])
+    config = kwargs.get("output_config")
+    if given(kwargs.get("output_format")) or (  # messages.parse(output_format=Model), or the raw JSON schema
+            isinstance(config, dict) and isinstance(config.get("format"), dict)
+            and config["format"].get("type") == "json_schema"):
+        attrs[sc.GEN_AI_OUTPUT_TYPE] = sc.GEN_AI_OUTPUT_TYPE_JSON
     return attrs
 
 
@@ -243,7 +248,7 @@ def _owned_async(call: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[A
 
 
 class AnthropicInstrumentation:
-    """Wraps Messages.create / AsyncMessages.create / .stream and manages the native-tracing hook."""
+    """Wraps Messages.create / .parse / .stream (sync and async) and manages the native-tracing hook."""
 
     def __init__(self, telemetry: Telemetry) -> None:
         self._telemetry = telemetry
@@ -312,6 +317,9 @@ class AnthropicInstrumentation:
         for attribute, wrapper in (
             ("Messages.create", self._create),
             ("AsyncMessages.create", self._acreate),
+            # parse posts by itself (not through create), so it is traced like create
+            ("Messages.parse", self._create),
+            ("AsyncMessages.parse", self._acreate),
             ("Messages.stream", self._stream),
             ("AsyncMessages.stream", self._stream),
         ):

@@ -7,7 +7,7 @@ from typing import Any
 
 from ._catalog import Swap
 from ._openai_routes import StreamItem
-from ._replies import Reply, build_reply, prompt_of
+from ._replies import Reply, as_json, build_reply, prompt_of
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 
@@ -15,7 +15,7 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 def messages_reply(body: dict[str, Any], forced_tokens: int | None, swap: Swap | None = None) -> Reply:
     """The reply for a Messages API request body (cache split into read and creation)."""
     messages = body.get("messages") or []
-    return build_reply(
+    reply = build_reply(
         model=str(body.get("model", "")),
         provider="anthropic",
         prompt=prompt_of(messages, body.get("system")),
@@ -26,6 +26,12 @@ def messages_reply(body: dict[str, Any], forced_tokens: int | None, swap: Swap |
         split_cache=True,
         swap=swap,
     )
+    # `messages.parse(output_format=Model)` sends output_config.format = {type: json_schema, schema}: answer JSON.
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return as_json(reply, fmt.get("schema"))
+    return reply
 
 
 def _usage(reply: Reply, output_tokens: int) -> dict[str, Any]:

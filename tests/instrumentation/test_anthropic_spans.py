@@ -211,3 +211,26 @@ def test_with_raw_response_spans_read_the_parsed_response(
         assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == (
             usage.input_tokens + (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0))
         assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == usage.output_tokens
+
+
+def test_messages_parse_sync_and_async(
+    telemetry: Telemetry, anthropic_client: anthropic.Anthropic, async_anthropic_client: anthropic.AsyncAnthropic
+) -> None:
+    from pydantic import BaseModel
+
+    class Ticket(BaseModel):
+        title: str
+        priority: str
+
+    first = anthropic_client.messages.parse(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES,
+                                            output_format=Ticket)
+    second = asyncio.run(async_anthropic_client.messages.parse(model="claude-haiku-4-5", max_tokens=64,
+                                                                messages=MESSAGES, output_format=Ticket))
+    assert isinstance(first.parsed_output, Ticket) and isinstance(second.parsed_output, Ticket)
+    spans = [s for s in telemetry.finished() if s.instrumentation_scope.name != NATIVE_SCOPE]
+    assert [s.name for s in spans] == ["chat claude-haiku-4-5"] * 2
+    for span, message in zip(spans, (first, second)):
+        attrs = span.attributes
+        assert attrs[sc.GEN_AI_OUTPUT_TYPE] == sc.GEN_AI_OUTPUT_TYPE_JSON
+        assert attrs[sc.GEN_AI_RESPONSE_ID] == message.id
+        assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == message.usage.output_tokens
