@@ -43,11 +43,11 @@ def _parse(raw: Any) -> Any:
     if isinstance(raw, str):
         text = raw.lstrip()
         if text[:1] in ("[", "{", '"'):
-            try:
-                return orjson.loads(raw)  # content is the bulk of a span: parse it at C speed
+            try:  # content is the bulk of a span: parse it at C speed (integers beyond 64 bits become floats)
+                return orjson.loads(raw)
             except orjson.JSONDecodeError:
                 pass
-            try:  # what orjson refuses but Python's json reads: NaN/Infinity literals, deep nesting
+            try:  # what orjson refuses but Python's json reads: NaN/Infinity literals
                 return json.loads(raw)
             except (json.JSONDecodeError, RecursionError):
                 return raw

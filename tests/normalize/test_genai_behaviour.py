@@ -175,3 +175,22 @@ def test_finish_reasons_are_stored_in_the_semconv_enum() -> None:
                                                           ["refusal"]]
     raw = [dict(m)[sc.GEN_AI_RESPONSE_FINISH_REASONS] for m in table.column("attributes").to_pylist()]
     assert [json.loads(r) for r in raw] == sent
+
+
+def test_content_json_that_the_fast_parser_refuses_is_still_stored() -> None:
+    # NaN literals are refused by orjson; Python's json reads them, and the stored text is valid JSON (null).
+    # orjson reads an integer beyond 64 bits as a float: pinned here, as the one precision it gives up.
+    # Text that is not JSON at all is kept as a text part.
+    normalizer = GenAINormalizer()
+    builder = SpanBuilder(AttributeDecoder(65536, 8), 10**12, normalizer)
+    inputs = ['[{"role": "user", "content": "hi", "score": NaN}]',
+              '[{"role": "user", "parts": [{"type": "blob", "size": 123456789012345678901234567890}]}]',
+              "plain words, not JSON"]
+    for text in inputs:
+        builder.add_request(_request({}, {sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_INPUT_MESSAGES: text}),
+                            time.time_ns())
+    builder.take()
+    stored = [json.loads(v) for v in normalizer.content.take().column("input_messages").to_pylist()]
+    assert stored[0] == [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]
+    assert stored[1] == [{"role": "user", "parts": [{"type": "blob", "size": 1.2345678901234568e29}]}]
+    assert stored[2] == [{"role": "user", "parts": [{"type": "text", "content": "plain words, not JSON"}]}]
