@@ -355,8 +355,9 @@ def test_parse_over_create_still_one_span(
 def test_with_raw_response_spans_read_the_parsed_response(
     telemetry: Telemetry, openai_client: openai.OpenAI, async_openai_client: openai.AsyncOpenAI
 ) -> None:
-    # LangChain and apps that read rate-limit headers call through with_raw_response: the span must still
-    # carry the response, and the app's own parse() must get the very same object.
+    # Apps that read rate-limit headers (and LangChain with include_response_headers) call through
+    # with_raw_response: the span must still carry the response, and the app's own parse() must get the
+    # very same object.
     raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
     first = raw.parse()
     assert raw.headers.get("content-type", "").startswith("application/json") and raw.parse() is first
