@@ -101,30 +101,11 @@ class PriceBook:
                 return None
         return None
 
-    def cost(self, provider: str | None, model: str | None, tokens: Tokens, when_ns: int) -> float | None:
-        """USD cost of a call, or None (counted in ``unpriced``) when the model is unknown."""
-        return self.cost_of(provider, model, *tokens, when_ns)
-
-    def cost_of(self, provider: str | None, model: str | None, input_tokens: int, output_tokens: int,
-                cache_read: int, cache_write: int, when_ns: int) -> float | None:
-        """``cost`` with the token counts as arguments (the ingest hot path builds no object)."""
-        rates = self._cache.get((provider, model, when_ns // 86_400_000_000_000)) if model else None
-        if rates is None and model:
-            rates = self.rates(provider, model, when_ns)
-        if rates is None:
-            self.unpriced += 1
-            return None
-        if rates.tiered:
-            usage = _usage(Tokens(input_tokens, output_tokens, cache_read, cache_write))
-            return float(rates.model_price.calc_price(usage)["total_price"])
-        uncached = max(0, input_tokens - cache_read - cache_write)
-        return (rates.base + uncached * rates.input + output_tokens * rates.output
-                + cache_read * rates.cache_read + cache_write * rates.cache_write)
-
     def cost_array(self, providers: pa.Array, models: pa.Array, input_tokens: pa.Array, output_tokens: pa.Array,
                    cache_read: pa.Array, cache_write: pa.Array, starts_ns: np.ndarray) -> pa.Array:
-        """``cost_of`` for many calls at once: rates looked up once per distinct (provider, model, day),
-        then numpy arithmetic. Token arrays have no nulls; unknown models get NULL and are counted."""
+        """USD cost of many calls: rates looked up once per distinct (provider, model, day), then numpy
+        arithmetic (tiered prices through genai-prices itself). Token arrays have no nulls; unknown models
+        get NULL and are counted in ``unpriced``."""
         days = starts_ns // 86_400_000_000_000
         provider_codes, provider_names = _codes(providers)
         model_codes, model_names = _codes(models)

@@ -13,12 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from spanlake.collector.normalize import LLM_OPERATIONS
-from spanlake.collector.pricing import PRICE_SOURCE, PRICE_VERSION, PriceBook, Tokens
+from spanlake.collector.pricing import PRICE_SOURCE, PRICE_VERSION, PriceBook
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import table_path
 
@@ -35,27 +36,25 @@ class RepriceResult:
 def _new_costs(table: pa.Table, prices: PriceBook) -> tuple[list[float | None], list[str | None],
                                                             list[str | None], int]:
     """cost_usd / cost_source / price_version per row, and how many rows were (re)priced."""
-    cols = table.select(["operation", "provider", "request_model", "response_model", "input_tokens",
-                         "output_tokens", "cached_input_tokens", "cache_write_tokens", "start_time_unix_nano",
-                         "cost_usd", "cost_source", "price_version"]).to_pylist()
-    costs, sources, versions, done = [], [], [], 0
-    for row in cols:
-        priceable = (row["operation"] in LLM_OPERATIONS and row["cost_source"] != "emitter"
-                     and (row["input_tokens"] is not None or row["output_tokens"] is not None))
-        if not priceable:
-            costs.append(row["cost_usd"])
-            sources.append(row["cost_source"])
-            versions.append(row["price_version"])
-            continue
-        tokens = Tokens(row["input_tokens"] or 0, row["output_tokens"] or 0, row["cached_input_tokens"] or 0,
-                        row["cache_write_tokens"] or 0)
-        cost = prices.cost(row["provider"], row["response_model"] or row["request_model"], tokens,
-                           row["start_time_unix_nano"])
-        costs.append(cost)
-        sources.append(PRICE_SOURCE if cost is not None else None)
-        versions.append(PRICE_VERSION if cost is not None else None)
-        done += 1
-    return costs, sources, versions, done
+    llm = pc.is_in(table["operation"], pa.array(sorted(LLM_OPERATIONS)))
+    not_reported = pc.fill_null(pc.not_equal(table["cost_source"], "emitter"), True)
+    has_tokens = pc.or_(pc.is_valid(table["input_tokens"]), pc.is_valid(table["output_tokens"]))
+    priceable = pc.fill_null(pc.and_(pc.and_(llm, not_reported), has_tokens), False)
+    rows = np.flatnonzero(np.asarray(priceable.to_numpy(zero_copy_only=False), bool))
+    costs, sources, versions = (table[c].to_pylist() for c in ("cost_usd", "cost_source", "price_version"))
+    if len(rows):
+        sub = table.take(pa.array(rows)).combine_chunks()
+        computed = prices.cost_array(
+            sub["provider"].combine_chunks(),
+            pc.coalesce(sub["response_model"], sub["request_model"]).combine_chunks(),
+            *(pc.fill_null(sub[c], 0).combine_chunks()
+              for c in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens")),
+            np.asarray(sub["start_time_unix_nano"].to_numpy(), np.int64))
+        for row, cost in zip(rows.tolist(), computed.to_pylist()):
+            costs[row] = cost
+            sources[row] = PRICE_SOURCE if cost is not None else None
+            versions[row] = PRICE_VERSION if cost is not None else None
+    return costs, sources, versions, len(rows)
 
 
 def reprice(lake_dir: Path, since: dt.date) -> RepriceResult:
