@@ -19,24 +19,26 @@ def version_at_most(version: str | None, limit: tuple[int, int]) -> bool:
     return len(parts) == 2 and (int(parts[0]), int(parts[1])) <= limit
 
 
-def openllmetry_anthropic_0_62(batch: SpanBatch) -> np.ndarray:
-    """Rows from OpenLLMetry's Anthropic instrumentation up to 0.62 (whose quirks are fixed below)."""
-    affected = {(s, v) for s, v in set(zip(batch.scope_names, batch.scope_versions))
+def openllmetry_anthropic_0_62(batch: SpanBatch, mask: np.ndarray) -> np.ndarray:
+    """Rows of ``mask`` (OpenLLMetry's) from its Anthropic instrumentation up to 0.62, whose quirks follow."""
+    out = np.zeros(len(mask), bool)
+    rows = np.flatnonzero(mask)
+    pairs = {(batch.scope_names[r], batch.scope_versions[r]) for r in rows}
+    affected = {(s, v) for s, v in pairs
                 if s and s.endswith(sc.GEN_AI_PROVIDER_ANTHROPIC) and version_at_most(v, (0, 62))}
-    if not affected:
-        return np.zeros(len(batch.scope_names), bool)
-    return np.array([(s, v) in affected for s, v in zip(batch.scope_names, batch.scope_versions)], bool)
+    if affected:
+        out[rows] = [(batch.scope_names[r], batch.scope_versions[r]) in affected for r in rows]
+    return out
 
 
-def off_by_one_stream(batch: SpanBatch, get: Any, out: pa.Array) -> np.ndarray:
+def off_by_one_stream(get: Any, out: pa.Array, quirky: np.ndarray) -> np.ndarray:
     """Rows where OpenLLMetry <= 0.62 added message_start's output_tokens (1) to Anthropic's cumulative count."""
-    return openllmetry_anthropic_0_62(batch) & is_true(get("is_stream")) & is_true(pc.greater(out, 0))
+    return quirky & is_true(get("is_stream")) & is_true(pc.greater(out, 0))
 
 
-def events_mode_streams(batch: SpanBatch, get: Any, mask: np.ndarray) -> np.ndarray:
+def events_mode_streams(get: Any, quirky: np.ndarray) -> np.ndarray:
     """OpenLLMetry <= 0.62 Anthropic spans in events mode that were streamed: that mode sets no request
     attributes (no model, no gen_ai.is_streaming) and no response attributes on non-streamed calls, but its
     stream wrapper always sets gen_ai.response.id (streaming.py _handle_completion). So a response id with
     no request model marks a stream (fixtures otel-anthropic-events, traceloop-events)."""
-    candidates = mask & ~valid(get("is_stream")) & ~valid(get("request_model")) & valid(get("response_id"))
-    return candidates & openllmetry_anthropic_0_62(batch) if candidates.any() else candidates
+    return quirky & ~valid(get("is_stream")) & ~valid(get("request_model")) & valid(get("response_id"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from spanlake.collector.attr_index import AttrIndex, map_distinct
+from spanlake.collector.attr_index import AttrIndex, map_distinct, scatter
 from spanlake.collector.attributes import encode_value
 from spanlake.collector.genai_map import EXTRA_TAG_KEYS, TAG_KEYS_IN_COLUMNS, EmitterMap, json_str, to_str
 from spanlake.collector.storage.schema import STR_MAP
@@ -143,7 +143,7 @@ def _prefixed_tags(ix: AttrIndex, entries: np.ndarray, names: pa.Array, is_json:
     if is_json[codes].any():  # Langfuse metadata values are JSON-quoted strings
         quoted = np.flatnonzero(is_json[codes])
         unquoted = map_distinct(values.take(pa.array(quoted)), lambda v: json_str(v) or "", pa.string())
-        values = _replace(values, quoted, unquoted)
+        values = scatter(values, quoted.tolist(), unquoted.to_pylist())
     tag_names = names.take(pa.array(codes)).to_pylist()
     in_column = np.array([n in TAG_KEYS_IN_COLUMNS for n in tag_names], bool)
     is_feature = np.array([n in FEATURE_TAGS for n in tag_names], bool)
@@ -152,13 +152,6 @@ def _prefixed_tags(ix: AttrIndex, entries: np.ndarray, names: pa.Array, is_json:
     if is_feature.any():
         feature_rows.append(rows[is_feature])
         feature_values.append(values.filter(pa.array(is_feature)))
-
-
-def _replace(values: pa.Array, positions: np.ndarray, replacement: pa.Array) -> pa.Array:
-    items = values.to_pylist()
-    for position, value in zip(positions, replacement.to_pylist()):
-        items[position] = value
-    return pa.array(items, pa.string())
 
 
 def _json_sources(ix: AttrIndex, emitter: EmitterMap, rows_of_emitter: np.ndarray, params: _Entries,

@@ -25,6 +25,7 @@ from spanlake.collector.genai_errors import error_details
 from spanlake.collector.genai_map import (
     ALL_EMITTERS,
     BY_KEY,
+    OPENLLMETRY,
     PLAIN,
     EmitterMap,
     Src,
@@ -34,7 +35,7 @@ from spanlake.collector.genai_map import (
     to_int,
     to_str,
 )
-from spanlake.collector.genai_quirks import events_mode_streams, off_by_one_stream
+from spanlake.collector.genai_quirks import events_mode_streams, off_by_one_stream, openllmetry_anthropic_0_62
 from spanlake.collector.genai_tags import params_and_tags
 from spanlake.collector.genai_ttft import ttft_of
 from spanlake.collector.pricing import PRICE_SOURCE, PRICE_VERSION, PriceBook
@@ -56,7 +57,7 @@ _STREAMABLE = frozenset({"chat", "text_completion", "generate_content"})
 EMITTERS: tuple[EmitterMap, ...] = (*ALL_EMITTERS, PLAIN)
 _INDEX = {e.name: i for i, e in enumerate(EMITTERS)}
 _PLAIN = _INDEX[PLAIN.name]
-_OPENLLMETRY = _INDEX["openllmetry"]
+_OPENLLMETRY = _INDEX[OPENLLMETRY.name]
 _MAPPED_COLUMNS = tuple(dict.fromkeys(c for e in EMITTERS for c in e.columns))
 _CONTENT_KEYS = frozenset(k for keys in ct.SPAN_CONTENT_KEYS.values() for k in keys)
 # Content keys that a map also reads a column from (OpenInference's response id is in output.value).
@@ -196,12 +197,14 @@ class GenAINormalizer:
         tag_feature = pc.if_else(pc.equal(tag_feature, ""), pa.scalar(None, pa.string()), tag_feature)
         cols["feature"] = pc.coalesce(get("feature"), where(rows.genai, tag_feature, null_column(n, "feature")))
         if rows.genai.any():
-            if _OPENLLMETRY in rows.present:
-                streamed = events_mode_streams(batch, get, rows.of(_OPENLLMETRY))
+            quirky = (openllmetry_anthropic_0_62(batch, rows.of(_OPENLLMETRY)) if _OPENLLMETRY in rows.present
+                      else np.zeros(n, bool))
+            if quirky.any():
+                streamed = events_mode_streams(get, quirky)
                 if streamed.any():
                     cols["is_stream"] = where(streamed, pa.array(np.ones(n, bool)), get("is_stream"))
             self._stream_and_ttft(cols, get, ix, batch, rows)
-            self._fix_tokens(cols, get, batch, rows)
+            self._fix_tokens(cols, get, rows, quirky)
         self._errors(cols, get, ix, batch, rows)
         self._content(cols, get, batch, rows)
         self._price(cols, get, batch, rows)
@@ -291,8 +294,9 @@ class GenAINormalizer:
         cols["is_stream"], cols["ttft_s"], cols["ttft_source"] = stream_acc, ttft_acc, source_acc
 
     @staticmethod
-    def _fix_tokens(cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: _Rows) -> None:
-        """Inclusive token semantics (semconv): input includes cache read/write, total = input + output."""
+    def _fix_tokens(cols: dict[str, pa.Array], get: Any, rows: _Rows, quirky: np.ndarray) -> None:
+        """Inclusive token semantics (semconv): input includes cache read/write, total = input + output;
+        ``quirky`` rows (OpenLLMetry <= 0.62 Anthropic) lose the +1 it adds to streamed output tokens."""
         inp, out = get("input_tokens"), get("output_tokens")
         recompute = np.zeros(rows.n, bool)
         for index in rows.present:
@@ -306,11 +310,11 @@ class GenAINormalizer:
                                    pc.fill_null(get("cache_write_tokens"), 0))
                     inp = where(fix, added, inp)
                     recompute |= fix
-            if emitter.name == "openllmetry":
-                fix = mask & off_by_one_stream(batch, get, out)
-                if fix.any():
-                    out = where(fix, pc.subtract(out, 1), out)
-                    recompute |= fix
+        if quirky.any():
+            fix = off_by_one_stream(get, out, quirky)
+            if fix.any():
+                out = where(fix, pc.subtract(out, 1), out)
+                recompute |= fix
         total = get("total_tokens")
         either = rows.genai & (valid(inp) | valid(out))
         redo = either & (recompute | ~valid(total))
