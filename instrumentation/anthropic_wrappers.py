@@ -18,14 +18,21 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
 from . import content
 from . import semconv as sc
 from .content import Message, Part
 from .invocation import Usage
 from .telemetry import Telemetry
-from .wrappers import CallSpec, ResponseInfo, call_async, call_sync, given, server_attributes_from_client
+from .wrappers import (
+    CallSpec,
+    ResponseInfo,
+    call_async,
+    call_sync,
+    given,
+    server_attributes_from_client,
+    wrap_if_present,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +320,6 @@ class AnthropicInstrumentation:
     def instrument(self) -> None:
         if not self._hook.install():
             logger.info("anthropic: no native-tracing hook; clients that trace natively keep their own spans")
-        module = importlib.import_module("anthropic.resources.messages")
         for attribute, wrapper in (
             ("Messages.create", self._create),
             ("AsyncMessages.create", self._acreate),
@@ -323,11 +329,7 @@ class AnthropicInstrumentation:
             ("Messages.stream", self._stream),
             ("AsyncMessages.stream", self._stream),
         ):
-            owner_name, method = attribute.split(".")
-            owner = getattr(module, owner_name, None)
-            if owner is not None and hasattr(owner, method):
-                wrap_function_wrapper(module, attribute, wrapper)
-                self._wrapped.append((owner, method))
+            wrap_if_present("anthropic.resources.messages", attribute, wrapper, self._wrapped)
 
     def uninstrument(self) -> None:
         for owner, method in self._wrapped:

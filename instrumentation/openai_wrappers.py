@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Final
 
 from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
 from . import content
 from . import semconv as sc
@@ -22,12 +21,12 @@ from .telemetry import Telemetry
 from .wrappers import (
     CallSpec,
     ResponseInfo,
-    Wrapper,
     async_wrapper,
     given,
     server_attributes_from_client,
     stream_helper_wrapper,
     sync_wrapper,
+    wrap_if_present,
 )
 
 _CHAT_PARAMS: Final = (
@@ -348,31 +347,15 @@ _STREAM_HELPERS: Final = (
 """(module, Class.method, async): `.stream()` helpers whose manager must end the span on exit."""
 
 
-def _wrap(module_name: str, attribute: str, wrapper: Wrapper, wrapped: list[tuple[Any, str]]) -> None:
-    """Wrap `module.Class.method` if this openai has it (older versions lack parse, stream, Responses)."""
-    import importlib
-
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return
-    owner_name, method = attribute.split(".")
-    owner = getattr(module, owner_name, None)
-    if owner is None or not hasattr(owner, method):
-        return
-    wrap_function_wrapper(module, attribute, wrapper)
-    wrapped.append((owner, method))
-
-
 def instrument_openai(telemetry: Telemetry) -> list[tuple[Any, str]]:
     """Wrap every target that exists in the installed openai; return (owner, name) pairs for unwrap."""
     specs = _specs()
     wrapped: list[tuple[Any, str]] = []
     for module_name, attribute, kind, is_async in _TARGETS:
         factory = async_wrapper if is_async else sync_wrapper
-        _wrap(module_name, attribute, factory(telemetry, specs[kind]), wrapped)
+        wrap_if_present(module_name, attribute, factory(telemetry, specs[kind]), wrapped)
     for module_name, attribute, is_async in _STREAM_HELPERS:
-        _wrap(module_name, attribute, stream_helper_wrapper(is_async), wrapped)
+        wrap_if_present(module_name, attribute, stream_helper_wrapper(is_async), wrapped)
     return wrapped
 
 

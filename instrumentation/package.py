@@ -9,7 +9,7 @@ OPENAI_REQUIREMENT: Final = "openai >= 1.40.0, < 4"
 async. The helpers are wrapped where the installed version has them."""
 
 ANTHROPIC_REQUIREMENT: Final = "anthropic >= 0.40.0, < 3"
-"""Messages (+ `.stream()` helper); sync and async. Native SDK tracing (>= 2.x) is handled, see
+"""Messages (+ `.stream()` and `.parse()` helpers); sync and async. Native SDK tracing (>= 2.x) is handled, see
 anthropic_wrappers."""
 
 SUPPORTED: Final[dict[str, str]] = {"openai": OPENAI_REQUIREMENT, "anthropic": ANTHROPIC_REQUIREMENT}

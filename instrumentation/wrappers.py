@@ -10,10 +10,13 @@ only the outer one gets a span.
 from __future__ import annotations
 
 import contextvars
+import importlib
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from wrapt import wrap_function_wrapper
 
 from . import semconv as sc
 from ._safety import report_internal_error
@@ -225,3 +228,18 @@ def server_attributes_from_client(instance: Any) -> dict[str, Any]:
     url = instance._client.base_url
     port = url.port or (443 if url.scheme == "https" else 80)
     return {sc.SERVER_ADDRESS: url.host, sc.SERVER_PORT: port}
+
+
+def wrap_if_present(module_name: str, attribute: str, wrapper: Wrapper, wrapped: list[tuple[Any, str]]) -> None:
+    """Wrap `module.Class.method` if the installed SDK has it (older versions lack parse, stream, Responses);
+    record (owner, method) in `wrapped` for unwrap."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return
+    owner_name, method = attribute.split(".")
+    owner = getattr(module, owner_name, None)
+    if owner is None or not hasattr(owner, method):
+        return
+    wrap_function_wrapper(module, attribute, wrapper)
+    wrapped.append((owner, method))
