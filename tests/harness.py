@@ -19,8 +19,9 @@ import pyarrow as pa
 from spanlake.collector.storage.reader import open_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-PEER_SPANS = SHARED / "peer-spans"
+# Copies of ../shared/peer-spans and ../shared/tools/replay_fixtures.py, so a clone anywhere runs its tests.
+PEER_SPANS = REPO / "tests" / "fixtures" / "peer-spans"
+REPLAY_TOOL = REPO / "tests" / "tools" / "replay_fixtures.py"
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from harness import PEER_SPANS, SHARED, CollectorProcess, count_when, http_post, query
+from harness import PEER_SPANS, REPLAY_TOOL, CollectorProcess, count_when, http_post, query
 
 CAPTURES = ["otel-openai-v2-latest", "traceloop", "openinference"]
 SERVICES = {"traces": "opentelemetry.proto.collector.trace.v1.TraceService",
@@ -21,7 +21,7 @@ SERVICES = {"traces": "opentelemetry.proto.collector.trace.v1.TraceService",
 
 
 def _load_replay_tool():
-    spec = importlib.util.spec_from_file_location("replay_fixtures", SHARED / "tools" / "replay_fixtures.py")
+    spec = importlib.util.spec_from_file_location("replay_fixtures", REPLAY_TOOL)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
@@ -61,7 +61,7 @@ def _replay_grpc(collector: CollectorProcess, capture: str) -> None:
 
 
 def _replay_http(collector: CollectorProcess, capture: str) -> None:
-    tool = SHARED / "tools" / "replay_fixtures.py"
+    tool = REPLAY_TOOL
     done = subprocess.run([sys.executable, str(tool), str(PEER_SPANS / capture), "--endpoint", collector.http_url,
                            "--fresh-ids", "--shift-to-now", "--gzip"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from harness import PEER_SPANS, REPO, SHARED, CollectorProcess, query
+from harness import PEER_SPANS, REPLAY_TOOL, REPO, CollectorProcess, query
 
 FIXTURES = REPO / "tests" / "fixtures"
 CAPTURES: dict[str, Path] = {
-    **{p.name: p for p in sorted(FIXTURES.iterdir()) if p.is_dir()},
+    **{p.name: p for p in sorted(FIXTURES.iterdir()) if p.is_dir() and p != PEER_SPANS},
     **{p.name: p for p in sorted(PEER_SPANS.iterdir()) if p.is_dir()},
 }
 _SERVICES = {"traces": "opentelemetry.proto.collector.trace.v1.TraceService",
              "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
              "metrics": "opentelemetry.proto.collector.metrics.v1.MetricsService"}
-_TOOL = SHARED / "tools" / "replay_fixtures.py"
+_TOOL = REPLAY_TOOL
 
 
 def _tool() -> Any:
