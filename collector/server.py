@@ -6,6 +6,7 @@ Stop order drains: receivers stop taking requests, then the writer commits what 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from spanlake.collector.writer_process import WriterPool
 logger = logging.getLogger(__name__)
 
 READY_FILE = "collector.json"
+LOCK_FILE = "collector.lock"
 MIN_BACKLOG_BYTES = 16 * 1024 * 1024  # never refuse below this, even before any rate is measured
 
 
@@ -57,12 +59,25 @@ class WriterCapacity:
         return sum(self._rates.values())
 
 
+def lock_data_dir(data_dir: Path) -> int:
+    """Take the data directory's exclusive lock: two collectors appending to one WAL would interleave
+    frames. The kernel releases it when the process dies, so a restart after a crash is never refused."""
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"another collector is running on {data_dir} (it holds {LOCK_FILE})") from None
+    return fd
+
+
 class Collector:
-    """One collector: receivers on both protocols, one WAL, one writer process."""
+    """One collector: receivers on both protocols, one WAL shard per writer process."""
 
     def __init__(self, settings: Settings, extra_routes: dict[str, GetRoute] | None = None) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = lock_data_dir(settings.data_dir)
         ensure_tables(settings.lake_dir)
         self.metrics = SelfMetrics()
         # Each WAL shard repairs its torn tail here, before its writer replays it.
@@ -168,6 +183,7 @@ class Collector:
         for wal in self.wals:
             wal.close()
         (self.settings.data_dir / READY_FILE).unlink(missing_ok=True)
+        os.close(self._lock_fd)
 
 
 def wait_forever(collector: Collector, stop_event: threading.Event) -> None:

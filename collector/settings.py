@@ -48,6 +48,7 @@ class Settings:
     wal_segment_bytes: int = 64 * 1024 * 1024
     wal_fsync: bool = True
     compact_interval_s: float = 600.0
+    shutdown_timeout_s: float = 30.0
     vacuum_grace_s: float = 3600.0
     retention_days: int = 0
     clock_skew_s: float = 24 * 3600.0
@@ -101,6 +102,8 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("wal_segment_bytes", "Size at which the write-ahead log starts a new segment file."),
     Setting("wal_fsync", "fsync the WAL (group commit) before acknowledging; false trades durability for speed."),
     Setting("compact_interval_s", "How often the collector compacts today's and yesterday's partitions (0: never)."),
+    Setting("shutdown_timeout_s", "On SIGTERM/SIGINT, how long the writers may take to commit everything "
+                                  "acknowledged before they are terminated (the WAL keeps the rest)."),
     Setting("vacuum_grace_s", "Files replaced by compaction are deleted only after this long (longer than any reader)."),
     Setting("retention_days", "Partitions older than this many days are deleted (0 keeps everything)."),
     Setting("clock_skew_s", "Span times further than this in the future are clamped to the receive time."),

@@ -6,10 +6,13 @@ while the receivers keep answering. It reports progress to the collector through
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
+import fcntl
 import gc
 import logging
 import multiprocessing as mp
+import os
 import queue
 import signal
 import threading
@@ -34,6 +37,9 @@ SIGNAL_TABLE = {"traces": schema.SPANS, "logs": schema.LOGS, "metrics": schema.M
 DEDUP_SEED_WINDOW_S = 15 * 60
 LAKE_SIZE_INTERVAL_S = 30.0
 READ_CHUNK_BYTES = 4 * 1024 * 1024  # small enough that a due flush is never delayed long
+SHARD_LOCK_FILE = "writer.lock"
+PARENT_POLL_S = 0.2
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class RecentKeys:
@@ -197,7 +203,66 @@ def _maintenance(settings: Settings, stop: Any, stats: Any) -> None:
         next_run = time.monotonic() + settings.compact_interval_s
 
 
-def writer_main(settings: Settings, shard: int, stats: Any, stop: Any, ready: Any) -> None:
+def _parent_gone(parent_pid: int) -> bool:
+    return os.getppid() != parent_pid
+
+
+def _die_with(parent_pid: int) -> None:
+    """End this writer when its collector ends, however it ends (SIGKILL, OOM killer): the kernel's
+    parent-death signal where there is one, and a watcher thread of ``getppid()`` as well (the signal
+    is tied to the thread that spawned us, and is missing off Linux). Nothing is lost: what is not
+    committed stays in the WAL for the next owner of the shard."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if _parent_gone(parent_pid):  # it died before the signal was armed
+        os._exit(3)
+
+    def watch() -> None:
+        while not _parent_gone(parent_pid):
+            time.sleep(PARENT_POLL_S)
+        logger.warning("collector (pid %d) is gone: exiting; the WAL keeps what is not committed", parent_pid)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def hold_shard_lock(settings: Settings, shard: int, parent_pid: int | None = None) -> int:
+    """Take the exclusive lock of a WAL shard, waiting while a previous owner (say, a writer whose
+    collector was just killed) still runs. flock is released by the kernel when the holder dies, so
+    a shard has exactly one reader at any time. Returns the descriptor, which must stay open."""
+    shard_dir = settings.wal_shard_dir(shard)
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(shard_dir / SHARD_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    tries = 0
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if tries:
+                logger.info("took WAL shard %d after waiting %.1fs for its previous writer", shard, tries / 10)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            return fd
+        except BlockingIOError:
+            if parent_pid is not None and _parent_gone(parent_pid):
+                os._exit(3)
+            if tries % 50 == 0:
+                logger.warning("WAL shard %d is held by another writer (pid %s); waiting for it to exit",
+                               shard, _lock_holder(shard_dir))
+            time.sleep(0.1)
+            tries += 1
+
+
+def _lock_holder(shard_dir: Any) -> str:
+    try:
+        return (shard_dir / SHARD_LOCK_FILE).read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def writer_main(settings: Settings, shard: int, stats: Any, stop: Any, ready: Any, parent_pid: int) -> None:
     """Entry point of a spawned writer process; drains its WAL shard before exiting once ``stop`` is set.
 
     ``stop`` and ``ready`` are lock-free shared bytes, not multiprocessing Events: a process that dies
@@ -206,6 +271,8 @@ def writer_main(settings: Settings, shard: int, stats: Any, stop: Any, ready: An
     # (after the receivers), through ``stop``.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s %(levelname)s writer-{shard} %(message)s")
+    _die_with(parent_pid)
+    hold_shard_lock(settings, shard, parent_pid)  # the descriptor stays open, so held, until this process ends
     loop = LakeWriterLoop(settings, stats, shard)
     if shard == 0:  # one maintainer per lake is enough
         threading.Thread(target=_maintenance, args=(settings, stop, stats), daemon=True).start()
@@ -254,7 +321,8 @@ class WriterPool:
     def _spawn(self, shard: int) -> _Writer:
         stats = self._ctx.Queue(maxsize=1000)
         ready = self._ctx.Value("b", 0, lock=False)
-        proc = self._ctx.Process(target=writer_main, args=(self.settings, shard, stats, self._stop, ready),
+        proc = self._ctx.Process(target=writer_main,
+                                 args=(self.settings, shard, stats, self._stop, ready, os.getpid()),
                                  name=f"spanlake-writer-{shard}", daemon=True)
         proc.start()
         return _Writer(shard, proc, stats, ready)

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from deltalake import DeltaTable
 from spanlake.collector.storage.reader import open_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,18 +87,37 @@ class CollectorProcess:
         self.log.close()
         return int(self.proc.returncode)
 
-    def kill(self) -> None:
-        """SIGKILL the collector and its writer process (the whole process group is not ours)."""
+    def kill(self) -> list[int]:
+        """SIGKILL the collector's main process only, as the OOM killer or ``kill -9 <pid>`` does; whatever it
+        spawned is left to fend for itself. Returns the pids its children had, for :func:`leftover`."""
         assert self.proc is not None
         children = _children(self.proc.pid)
         self.proc.kill()
         self.proc.wait(10)
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.log.close()
+        return children
+
+    def children(self) -> list[int]:
+        assert self.proc is not None
+        return _children(self.proc.pid)
+
+
+def leftover(pids: list[int], timeout: float = 3.0) -> list[int]:
+    """Which of ``pids`` still run after ``timeout`` seconds (checked until they are gone or it runs out)."""
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [pid for pid in alive if _running(pid)]
+    return alive
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
 
 
 def _children(pid: int) -> list[int]:
@@ -143,3 +164,10 @@ def count_when(data_dir: Path, table: str, expected: int, where: str = "true", t
     """Wait until ``table`` has at least ``expected`` rows matching ``where``; returns the count seen."""
     return int(wait_for(data_dir, f"select count(*) from {table} where {where}",
                         lambda v: v is not None and v >= expected, timeout) or 0)
+
+
+def stored_span_keys(data_dir: Path) -> Counter[str]:
+    """trace_id || span_id of every row in the spans table's current Delta snapshot, with multiplicity: the
+    rows as stored, not as the reader's views show them (those collapse duplicates at read time)."""
+    table = DeltaTable(str(data_dir / "lake" / "spans")).to_pyarrow_dataset().to_table(columns=["trace_id", "span_id"])
+    return Counter(t + s for t, s in zip(table.column("trace_id").to_pylist(), table.column("span_id").to_pylist()))

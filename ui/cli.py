@@ -46,7 +46,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
     print(f"spanlake collector: OTLP/gRPC {settings.host}:{collector.grpc.port}  "
           f"OTLP/HTTP http://{settings.host}:{collector.http.port}  data {settings.data_dir}", flush=True)
     wait_forever(collector, stop)
-    collector.stop()
+    collector.stop(settings.shutdown_timeout_s)
     return 0
 
 

@@ -27,6 +27,7 @@ TARGET_FILE_BYTES = 128 * 1024 * 1024
 # pin their file list when they open a snapshot, so they never need old log entries).
 TABLE_CONFIG = {"delta.logRetentionDuration": "interval 2 hours", "delta.enableExpiredLogCleanup": "true",
                 "delta.checkpointInterval": "100"}
+COMMIT_BACKOFF_MAX_S = 2.0
 _WRITER_PROPS = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=122_880)
 
 
@@ -66,9 +67,22 @@ class LakeWriter:
         txn = Transaction(app_id=WAL_APP_ID.format(shard=shard), version=wal_position)
         props = CommitProperties(app_transactions=[txn], max_commit_retries=50)
         target = self._tables[table]
-        target.update_incremental()
-        write_deltalake(target, data, mode="append", partition_by=[schema.PARTITION_COLUMN],
-                        schema_mode="merge", writer_properties=_WRITER_PROPS, commit_properties=props)
+        for attempt in range(1, 1_000_000):
+            target.update_incremental()
+            try:
+                write_deltalake(target, data, mode="append", partition_by=[schema.PARTITION_COLUMN],
+                                schema_mode="merge", writer_properties=_WRITER_PROPS, commit_properties=props)
+                return
+            except CommitFailedError as exc:
+                # Another commit won (compaction, retention, reprice, erase, or a writer of another
+                # replica): expected. If this position is already in the table, the rows are too.
+                if self.committed_position(table, shard) >= wal_position:
+                    logger.warning("%s: WAL shard %d position %d already committed; not appending again",
+                                   table, shard, wal_position)
+                    return
+                delay = min(COMMIT_BACKOFF_MAX_S, 0.05 * 2 ** min(attempt, 10))
+                logger.warning("%s: commit conflict (attempt %d), retrying in %.2fs: %s", table, attempt, delay, exc)
+                time.sleep(delay)
 
     def recent_span_keys(self, since_us: int) -> list[tuple[bytes, bytes]]:
         """(trace_id, span_id) of spans received since ``since_us``, to seed de-duplication on start."""
