@@ -6,7 +6,6 @@ Stop order drains: receivers stop taking requests, then the writer commits what 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from spanlake.collector.self_metrics import SelfMetrics
 from spanlake.collector.settings import Settings
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import ensure_tables
-from spanlake.collector.wal import WriteAheadLog, list_segments, segment_path, split_position
+from spanlake.collector.wal import WriteAheadLog, list_segments, segment_path, split_position, try_lock
 from spanlake.collector.writer_process import WriterPool
 
 logger = logging.getLogger(__name__)
@@ -61,13 +60,10 @@ class WriterCapacity:
 
 def lock_data_dir(data_dir: Path) -> int:
     """Take the data directory's exclusive lock: two collectors appending to one WAL would interleave
-    frames. The kernel releases it when the process dies, so a restart after a crash is never refused."""
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise RuntimeError(f"another collector is running on {data_dir} (it holds {LOCK_FILE})") from None
+    frames. Released by the kernel when the process dies, so a restart after a crash is never refused."""
+    fd = try_lock(data_dir / LOCK_FILE)
+    if fd is None:
+        raise RuntimeError(f"another collector is running on {data_dir} (it holds {LOCK_FILE})")
     return fd
 
 

@@ -8,6 +8,7 @@ replays exactly what is not yet in the lake. A position is ``(segment << 40) | o
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import struct
@@ -23,6 +24,19 @@ HEADER = struct.Struct("<IIBQ")  # payload length, crc32(payload), signal code, 
 SEGMENT_SHIFT = 40
 SIGNAL_CODES = {"traces": 1, "logs": 2, "metrics": 3}
 SIGNAL_NAMES = {v: k for k, v in SIGNAL_CODES.items()}
+
+
+def try_lock(path: Path) -> int | None:
+    """Take an exclusive flock on ``path`` without waiting: the descriptor (keep it open to hold the
+    lock), or None when another process holds it. The kernel drops the lock when its holder dies,
+    however it dies, so a crash never leaves a stale lock behind."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def make_position(segment: int, offset: int) -> int:

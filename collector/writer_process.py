@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import datetime as dt
-import fcntl
 import gc
 import logging
 import multiprocessing as mp
@@ -19,6 +18,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from spanlake.collector.attributes import AttributeDecoder
@@ -29,7 +29,7 @@ from spanlake.collector.otlp_proto import SIGNALS
 from spanlake.collector.settings import Settings
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import LakeMaintainer, LakeWriter, lake_size
-from spanlake.collector.wal import WalReader, delete_segments_before
+from spanlake.collector.wal import WalReader, delete_segments_before, try_lock
 
 logger = logging.getLogger(__name__)
 
@@ -235,27 +235,23 @@ def hold_shard_lock(settings: Settings, shard: int, parent_pid: int | None = Non
     a shard has exactly one reader at any time. Returns the descriptor, which must stay open."""
     shard_dir = settings.wal_shard_dir(shard)
     shard_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(shard_dir / SHARD_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     tries = 0
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if tries:
-                logger.info("took WAL shard %d after waiting %.1fs for its previous writer", shard, tries / 10)
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
-            return fd
-        except BlockingIOError:
-            if parent_pid is not None and _parent_gone(parent_pid):
-                os._exit(3)
-            if tries % 50 == 0:
-                logger.warning("WAL shard %d is held by another writer (pid %s); waiting for it to exit",
-                               shard, _lock_holder(shard_dir))
-            time.sleep(0.1)
-            tries += 1
+    while (fd := try_lock(shard_dir / SHARD_LOCK_FILE)) is None:
+        if parent_pid is not None and _parent_gone(parent_pid):
+            os._exit(3)
+        if tries % 50 == 0:
+            logger.warning("WAL shard %d is held by another writer (pid %s); waiting for it to exit",
+                           shard, _lock_holder(shard_dir))
+        time.sleep(0.1)
+        tries += 1
+    if tries:
+        logger.info("took WAL shard %d after waiting %.1fs for its previous writer", shard, tries / 10)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())  # for the log line of a writer that waits on us
+    return fd
 
 
-def _lock_holder(shard_dir: Any) -> str:
+def _lock_holder(shard_dir: Path) -> str:
     try:
         return (shard_dir / SHARD_LOCK_FILE).read_text().strip() or "?"
     except OSError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,6 +19,9 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 from spanlake.collector.storage.reader import open_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,3 +175,19 @@ def stored_span_keys(data_dir: Path) -> Counter[str]:
     rows as stored, not as the reader's views show them (those collapse duplicates at read time)."""
     table = DeltaTable(str(data_dir / "lake" / "spans")).to_pyarrow_dataset().to_table(columns=["trace_id", "span_id"])
     return Counter(t + s for t, s in zip(table.column("trace_id").to_pylist(), table.column("span_id").to_pylist()))
+
+
+def trace_request(rng: random.Random, spans: int, name: str = "span",
+                  ) -> tuple[trace_service_pb2.ExportTraceServiceRequest, set[str]]:
+    """An export of ``spans`` spans with random ids (from ``rng``), and their trace_id || span_id keys."""
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    keys = set()
+    now = time.time_ns()
+    for _ in range(spans):
+        tid, sid = rng.randbytes(16), rng.randbytes(8)
+        ss.spans.append(trace_pb2.Span(trace_id=tid, span_id=sid, name=name, start_time_unix_nano=now,
+                                       end_time_unix_nano=now + 1000, attributes=[common_pb2.KeyValue(
+                                           key="k", value=common_pb2.AnyValue(string_value="v" * 50))]))
+        keys.add(tid.hex() + sid.hex())
+    return req, keys

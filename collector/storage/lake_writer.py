@@ -9,6 +9,7 @@ period longer than any reader, and retention drops whole old partitions.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -67,7 +68,7 @@ class LakeWriter:
         txn = Transaction(app_id=WAL_APP_ID.format(shard=shard), version=wal_position)
         props = CommitProperties(app_transactions=[txn], max_commit_retries=50)
         target = self._tables[table]
-        for attempt in range(1, 1_000_000):
+        for attempt in itertools.count(1):
             target.update_incremental()
             try:
                 write_deltalake(target, data, mode="append", partition_by=[schema.PARTITION_COLUMN],

@@ -20,28 +20,17 @@ from collections import Counter
 from pathlib import Path
 
 import grpc
-from harness import CollectorProcess, free_port, leftover
+from harness import CollectorProcess, free_port, leftover, trace_request
 from harness import stored_span_keys as stored_keys
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.trace.v1 import trace_pb2
 
 KILL_ROUNDS = 10
 SPANS_PER_REQUEST = 100
 ENV = {"SPANLAKE_FLUSH_INTERVAL_S": "0.3", "SPANLAKE_COMPACT_INTERVAL_S": "2", "SPANLAKE_WRITERS": "2"}
 
 
-def _request(rng: random.Random) -> tuple[bytes, list[str]]:
-    req = trace_service_pb2.ExportTraceServiceRequest()
-    ss = req.resource_spans.add().scope_spans.add()
-    keys = []
-    now = time.time_ns()
-    for _ in range(SPANS_PER_REQUEST):
-        tid, sid = rng.randbytes(16), rng.randbytes(8)
-        ss.spans.append(trace_pb2.Span(trace_id=tid, span_id=sid, name="crash", start_time_unix_nano=now,
-                                       end_time_unix_nano=now + 1000, attributes=[common_pb2.KeyValue(
-                                           key="k", value=common_pb2.AnyValue(string_value="v" * 40))]))
-        keys.append(tid.hex() + sid.hex())
+def _request(rng: random.Random) -> tuple[bytes, set[str]]:
+    req, keys = trace_request(rng, SPANS_PER_REQUEST, "crash")
     return req.SerializeToString(), keys
 
 
@@ -58,7 +47,7 @@ class RetryingSender(threading.Thread):
         self.deadline = time.monotonic() + 240  # bounded whatever happens
 
     def run(self) -> None:
-        pending: tuple[bytes, list[str]] | None = None
+        pending: tuple[bytes, set[str]] | None = None
         while time.monotonic() < self.deadline:
             if pending is None:
                 if self.stopping.is_set():

@@ -8,26 +8,14 @@ import time
 from pathlib import Path
 
 import grpc
-from harness import CollectorProcess, count_when, stored_span_keys
+from harness import CollectorProcess, count_when, stored_span_keys, trace_request
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.trace.v1 import trace_pb2
 
 KILLS = 10
 
 
 def _request(rng: random.Random, spans: int) -> tuple[trace_service_pb2.ExportTraceServiceRequest, set[str]]:
-    req = trace_service_pb2.ExportTraceServiceRequest()
-    ss = req.resource_spans.add().scope_spans.add()
-    keys = set()
-    now = time.time_ns()
-    for _ in range(spans):
-        tid, sid = rng.randbytes(16), rng.randbytes(8)
-        ss.spans.append(trace_pb2.Span(trace_id=tid, span_id=sid, name="durable", start_time_unix_nano=now,
-                                       end_time_unix_nano=now + 1000, attributes=[common_pb2.KeyValue(
-                                           key="k", value=common_pb2.AnyValue(string_value="v" * 50))]))
-        keys.add(tid.hex() + sid.hex())
-    return req, keys
+    return trace_request(rng, spans, "durable")
 
 
 class Sender(threading.Thread):
