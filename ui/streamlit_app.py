@@ -10,8 +10,18 @@ from spanlake.ui import sidebar
 
 st.set_page_config(page_title="spanlake", page_icon=":material/stacked_line_chart:", layout="wide")
 
+OVERVIEW = st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview")
+
+
+def _root() -> None:
+    """``/`` hands over to ``/overview``: Streamlit serves a default page only at the root, so the overview
+    is not the default page itself, or its own address (the one the sidebar links to) would answer "not found"."""
+    st.switch_page(OVERVIEW, query_params=st.query_params.to_dict())  # a deep link keeps its filters
+
+
 PAGES = [
-    st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page(_root, title="spanlake", url_path="root", default=True, visibility="hidden"),
+    OVERVIEW,
     st.Page("app_pages/traces.py", title="Traces", icon=":material/account_tree:", url_path="traces"),
     st.Page("app_pages/latency.py", title="Latency", icon=":material/timer:", url_path="latency"),
     st.Page("app_pages/cost.py", title="Cost", icon=":material/payments:", url_path="cost"),

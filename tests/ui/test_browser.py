@@ -18,7 +18,7 @@ from known_lake import ANSWER, KNOWN_TRACE, KnownLake
 
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 PAGES = {  # url path → text that is on the page once it has rendered
-    "": "Requests", "traces": "newest matching traces", "latency": "SLOs", "cost": "Top spenders",
+    "": "Requests", "overview": "Requests", "traces": "newest matching traces", "latency": "SLOs", "cost": "Top spenders",
     "quality": "Output length drift", "quality?section=Errors+and+failure+patterns": "Top failure patterns", "prompts": "All prompts", "models": "Unpinned aliases",
     "alerts": "Resolved (1)", f"traces?trace_id={KNOWN_TRACE}": ANSWER,
 }
@@ -75,3 +75,4 @@ def test_page_renders_in_chromium(ui_url: str, browser: Browser, path: str) -> N
         "-errors" if "section" in path else "")
     browser.screenshot(ARTIFACTS / f"{name}.png")
     assert state.exceptions == [], state.exceptions[0]
+    assert "Page not found" not in state.text, f"/{path} is not a page of its own"
