@@ -94,7 +94,8 @@ class HttpReceiver:
 
     def start(self) -> None:
         self._thread.start()
-        self._started.wait(10)
+        if not self._started.wait(10):
+            raise RuntimeError("OTLP/HTTP receiver did not start")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let requests being processed answer (up to ``timeout``), close the rest."""

@@ -370,3 +370,29 @@ def test_slow_connections_are_cut_off_without_a_thread_each(collector: Collector
     assert sum(1 for data in replies.values() if data) >= len(slow) // 2  # most read their 408 before the close
     assert peak - baseline <= WORKERS + 2, f"threads {baseline} -> {peak}"
     assert count_when(collector.data_dir, "spans", 1, f"name like '{tag}-%'") == 1
+
+
+def test_connections_over_the_limit_are_closed_at_once(tmp_path: Path) -> None:
+    """http_max_connections bounds open sockets: the one over the limit is closed unanswered; once the others
+    go, new connections are served again."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    proc = CollectorProcess(data_dir, env={"SPANLAKE_WRITERS": "1", "SPANLAKE_HTTP_MAX_CONNECTIONS": "5"}).start()
+    try:
+        held = [_connect(proc) for _ in range(5)]
+        time.sleep(0.3)  # let the server accept all five
+        with _connect(proc) as extra:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _until_closed(extra, timeout=5) == b""
+        for sock in held:
+            sock.close()
+        deadline = time.monotonic() + 5
+        statuses: list[int] = []
+        while time.monotonic() < deadline and statuses != [200]:
+            time.sleep(0.1)
+            with _connect(proc) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                statuses = [r.status for r in _parse(_until_closed(sock, timeout=5))]
+        assert statuses == [200]
+    finally:
+        assert proc.stop() == 0, proc.read_log()[-3000:]
