@@ -87,6 +87,8 @@ class HttpReceiver:
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._stopping: asyncio.Event | None = None
         self._started = threading.Event()
+        self._stop_timeout = 10.0
+        self.closing = False  # stop() was called: connections end after their current answer
 
     @property
     def port(self) -> int:
@@ -100,6 +102,7 @@ class HttpReceiver:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let requests being processed answer (up to ``timeout``), close the rest."""
         if self._thread.is_alive() and self._stopping is not None:
+            self._stop_timeout = timeout
             self._loop.call_soon_threadsafe(self._stopping.set)
             self._thread.join(timeout + 5)
         else:
@@ -118,13 +121,14 @@ class HttpReceiver:
         server = await asyncio.start_server(self._on_connection, sock=self._sock, limit=READ_CHUNK)
         self._started.set()
         await self._stopping.wait()
+        self.closing = True
         server.close()
         idle = [task for task, conn in self._connections.items() if not conn.busy]
         for task in idle:
             task.cancel()
         busy = [task for task in self._connections if task not in idle]
         if busy:
-            await asyncio.wait(busy, timeout=10.0)
+            await asyncio.wait(busy, timeout=self._stop_timeout)
         for task in list(self._connections):
             task.cancel()
         if self._connections:
@@ -234,7 +238,7 @@ class _Connection:
             status, ctype, body, headers = await self.loop.run_in_executor(self.server.pool, work)
             await self._send(status, ctype, body, headers, close=False)
             self.busy = False
-            if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+            if self.server.closing or self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                 return
             self.h11.start_next_cycle()
 
