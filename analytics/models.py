@@ -84,9 +84,16 @@ def unpinned_models(source: Any, window: Window) -> pd.DataFrame:
     frame = to_frame(grouped)
     frame = frame[~frame["request_model"].map(is_pinned)].copy()
     for col in ("services", "resolved_to"):
-        frame[col] = frame[col].map(lambda v: ", ".join(sorted(str(x) for x in v if x is not None)))
+        frame[col] = frame[col].map(_join_distinct)
     frame["warning"] = "unpinned alias: pin a dated/versioned model in production"
     return frame.sort_values("calls", ascending=False, ignore_index=True)
+
+
+def _join_distinct(values: Any) -> str:
+    """A collected list as 'a, b'; collect() over only nulls yields NULL (None), not an empty list."""
+    if values is None or isinstance(values, float):  # NULL arrives as None, or NaN from pandas
+        return ""
+    return ", ".join(sorted(str(x) for x in values if x is not None))
 
 
 def model_timeline(source: Any, window: Window, bucket: dt.timedelta = dt.timedelta(hours=1)) -> pd.DataFrame:

@@ -92,7 +92,8 @@ class Collector:
         self.grpc = GrpcReceiver(settings.host, settings.grpc_port, self.ingest, settings.max_request_bytes,
                                  settings.auth_token)
         self.http = HttpReceiver(settings.host, settings.http_port, self.ingest, settings.max_request_bytes,
-                                 settings.auth_token, routes)
+                                 settings.auth_token, routes, request_timeout_s=settings.http_request_timeout_s,
+                                 workers=settings.http_workers, max_connections=settings.http_max_connections)
         self._closing = threading.Event()
         self._stats_thread = threading.Thread(target=self._drain_stats, name="writer-stats", daemon=True)
 

@@ -38,6 +38,9 @@ class Settings:
     http_port: int = 4318
     auth_token: str | None = None
     max_request_bytes: int = 64 * 1024 * 1024
+    http_request_timeout_s: float = 30.0
+    http_workers: int = 8
+    http_max_connections: int = 512
     max_attribute_bytes: int = 64 * 1024
     max_anyvalue_depth: int = 16
     writers: int = 2
@@ -62,7 +65,7 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
-        positive = ("writers", "max_request_bytes", "max_attribute_bytes", "max_anyvalue_depth", "flush_max_rows",
+        positive = ("writers", "max_request_bytes", "http_request_timeout_s", "http_workers", "http_max_connections", "max_attribute_bytes", "max_anyvalue_depth", "flush_max_rows",
                     "max_backlog_bytes", "wal_segment_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -91,6 +94,11 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("http_port", "OTLP/HTTP port (0 picks a free port)."),
     Setting("auth_token", "If set, both receivers require 'Authorization: Bearer <token>'."),
     Setting("max_request_bytes", "Largest request body accepted, after decompression (413 above it)."),
+    Setting("http_request_timeout_s", "OTLP/HTTP: a whole request (headers and body) must arrive within this many "
+                                      "seconds (408 and closed otherwise); idle keep-alive connections close too."),
+    Setting("http_workers", "OTLP/HTTP: threads that inflate, parse and store request bodies (a bounded pool; "
+                            "waiting connections cost no thread)."),
+    Setting("http_max_connections", "OTLP/HTTP: open connections above which new ones are closed at once."),
     Setting("max_attribute_bytes", "Longer attribute values are truncated and listed in spanlake.truncated."),
     Setting("max_anyvalue_depth", "Deeper nested AnyValues are cut and stored as a marker string."),
     Setting("writers", "Lake-writer processes; each owns one WAL shard (2 uses both cores of a 2-core machine)."),

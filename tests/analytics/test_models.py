@@ -44,3 +44,18 @@ def test_response_model_and_fingerprint_changes(lake_dir, snapshot):
     warnings = unpinned_models(snap, week)
     assert list(warnings.request_model) == ["gpt-4o"] and warnings.iloc[0].calls == 62
     assert "gpt-4o-2024-11-20" in warnings.iloc[0].resolved_to
+
+
+def test_unpinned_models_when_no_span_has_a_response_model(lake_dir, snapshot):
+    """A model whose spans all lack gen_ai.response.model (failed calls, or SDKs that never record it) is still
+    listed, with nothing it resolved to, instead of failing the whole job (collect() of only nulls is NULL)."""
+    unanswered = spans(4, NOW - dt.timedelta(hours=2), seed=5, request_model="gpt-4o", response_model=None)
+    mixed = spans(3, NOW - dt.timedelta(hours=1), seed=6, request_model="claude-sonnet-4-5",
+                  response_model=["claude-sonnet-4-5-20250929", None, None], provider="anthropic")
+    pinned = spans(2, NOW - dt.timedelta(hours=1), seed=7, request_model="gpt-4o-2024-08-06", response_model=None)
+    write_lake(lake_dir, [pa.concat_tables([unanswered, mixed, pinned])])
+    warnings = unpinned_models(snapshot(), Window.last("7d", NOW))
+    assert list(warnings.request_model) == ["gpt-4o", "claude-sonnet-4-5"]
+    assert list(warnings.calls) == [4, 3]
+    assert list(warnings.resolved_to) == ["", "claude-sonnet-4-5-20250929"]
+    assert list(warnings.services) == ["app", "app"]
