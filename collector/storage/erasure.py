@@ -159,6 +159,8 @@ def _resolve_traces(snap_sql: duckdb.DuckDBPyConnection, request: ErasureRequest
 
 def plan_erasure(lake_dir: Path, request: ErasureRequest) -> ErasurePlan:
     """Resolve ``request`` over the current snapshot and count, per table, the rows it would delete."""
+    if not DeltaTable.is_deltatable(str(table_path(lake_dir, schema.SPANS))):
+        raise ErasureError(f"no lake at {lake_dir}")
     with open_snapshot(lake_dir) as snap:
         trace_ids = _resolve_traces(snap.con, request)
         predicates = {t: [_in_list("trace_id", chunk) for chunk in _chunks(trace_ids)] for t in ERASED_TABLES}
@@ -226,6 +228,9 @@ def erase(lake_dir: Path, request: ErasureRequest, *, vacuum: bool = False) -> E
     collector's write-ahead log, a new trace) are not deleted: run the erasure again once they landed.
     Rows appended later to an erased trace are deleted if they are in the lake when its table's
     delete commits."""
+    if not DeltaTable.is_deltatable(str(table_path(lake_dir, schema.SPANS))):
+        raise ErasureError(f"no lake at {lake_dir}")
+    ensure_tables(lake_dir)  # also limits an older lake's file statistics to time columns from now on
     plan = plan_erasure(lake_dir, request)
     deleted = {table: sum(_delete(lake_dir, table, p) for p in plan.predicates[table]) for table in ERASED_TABLES}
     versions = {table: DeltaTable(str(table_path(lake_dir, table))).version() for table in ERASED_TABLES}

@@ -6,6 +6,7 @@ Budget: about 40 s (one collector, a dozen CLI runs).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -16,8 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 from harness import REPO, CollectorProcess, count_when, query
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -28,6 +31,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 from spanlake.collector.storage import schema
+from spanlake.collector.storage.lake_writer import TABLE_CONFIG, LakeWriter
 from spanlake.instrumentation import semconv as sc
 
 SPANLAKE = REPO / ".venv" / "bin" / "spanlake"
@@ -248,3 +252,22 @@ def test_trace_id_erasure_removes_only_that_trace(collector: CollectorProcess,
     assert _counts(collector, [kept]) == {schema.SPANS: 2, schema.LOGS: 1, schema.SPAN_CONTENT: 1}
     bad = _cli(collector, "erase", "--trace-id", "not-a-trace")
     assert bad.returncode == 2 and "32 hex" in bad.stderr
+
+
+def test_an_older_lake_stops_logging_content_statistics(tmp_path: Path) -> None:
+    """Tables created before statistics were limited (all columns) are brought up to date on open, so
+    later commits keep no prompt text in the Delta log."""
+    lake = tmp_path / "lake"
+    path = lake / schema.SPAN_CONTENT
+    path.mkdir(parents=True)
+    DeltaTable.create(str(path), schema=schema.arrow_schema(schema.SPAN_CONTENT), partition_by=[schema.PARTITION_COLUMN],
+                      configuration=TABLE_CONFIG)
+    writer = LakeWriter(lake)
+    marker = f"PROMPT-old-lake-{RUN}"
+    now = dt.datetime.now(dt.timezone.utc)
+    row = {"trace_id": "ab" * 16, "span_id": "cd" * 8, "time": now, "input_messages": marker, "source": "span",
+           schema.PARTITION_COLUMN: now.date()}
+    writer.append(schema.SPAN_CONTENT, pa.Table.from_pylist([row], schema=schema.arrow_schema(schema.SPAN_CONTENT)), 1)
+    log = sorted((path / "_delta_log").glob("*.json"))
+    assert not [p for p in log if marker.encode() in p.read_bytes()]
+    assert DeltaTable(str(path)).metadata().configuration["delta.dataSkippingStatsColumns"] == "time"
