@@ -22,12 +22,16 @@ What goes:
                 "tags['feature'] = 'x' AND dt < '2026-11-01'"): its spans, span_content rows and logs.
                 Trace-less logs are not matched: use --user-id for a person.
   --trace-id T  those traces: their spans, span_content rows and logs.
+  --spans-only  with --user-id or --where: only the picked spans and the logs and span_content rows of
+                those spans (same trace and span id), not their whole traces; for traces that serve
+                several users (a batch job). The app's own spans of the request stay.
 
 Run with --dry-run first: it prints how many rows each table would lose, deleting nothing.
 The deleted rows stay in replaced files on disk until vacuum: the collector's maintenance vacuums
 them vacuum_grace_s after the erasure (at its next round, every compact_interval_s; or run
 `spanlake compact`); --vacuum-now deletes them right away (a reader holding an older snapshot at
-that moment fails its query once). The erasure is recorded with its time, the filter as given and
+that moment fails its query once), and also files abandoned by write attempts that lost a commit race
+which still hold copies of the erased rows (the maintenance vacuum takes those after an hour). The erasure is recorded with its time, the filter as given and
 the rows deleted per table, never the erased data: `spanlake erase --list` shows the log.
 
 The collector may keep running. Matching rows that reach the lake after the erasure began (spans
@@ -45,6 +49,8 @@ def add_erase_parser(sub: Any) -> argparse.ArgumentParser:
     what.add_argument("--trace-id", action="append", metavar="T", help="erase this trace (32 hex; repeatable)")
     what.add_argument("--list", action="store_true", help="show the erasure log and exit")
     p.add_argument("--dry-run", action="store_true", help="print the rows each table would lose; delete nothing")
+    p.add_argument("--spans-only", action="store_true",
+                   help="erase only the picked spans (and their logs and content), not their whole traces")
     p.add_argument("--vacuum-now", action="store_true",
                    help="delete the replaced files from disk now instead of after vacuum_grace_s")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="format of --list")
@@ -61,10 +67,11 @@ def run_erase(settings: Any, args: argparse.Namespace) -> int:
         print(format_table(erasure.list_erasures(lake_dir), args.format))
         return 0
     try:
-        request = erasure.request_from(args.where, args.user_id, args.trace_id)
+        request = erasure.request_from(args.where, args.user_id, args.trace_id, args.spans_only)
         if args.dry_run:
             plan = erasure.plan_erasure(lake_dir, request)
-            print(f"dry run: {request.kind} {request.filter_text!r} covers {len(plan.trace_ids)} traces; "
+            scope = "spans in" if request.spans_only else "the whole of"
+            print(f"dry run: {request.kind} {request.filter_text!r}: {scope} {len(plan.trace_ids)} traces; "
                   f"nothing deleted")
             for table in erasure.ERASED_TABLES:
                 print(f"  {table}: {plan.counts[table]} rows would be deleted")
@@ -73,7 +80,8 @@ def run_erase(settings: Any, args: argparse.Namespace) -> int:
     except erasure.ErasureError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"erased {request.kind} {request.filter_text!r}: {len(result.plan.trace_ids)} traces")
+    scope = "spans in" if request.spans_only else "the whole of"
+    print(f"erased {request.kind} {request.filter_text!r}: {scope} {len(result.plan.trace_ids)} traces")
     for table in erasure.ERASED_TABLES:
         print(f"  {table}: {result.deleted[table]} rows deleted")
     if args.vacuum_now:

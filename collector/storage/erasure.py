@@ -2,9 +2,9 @@
 
 A request names spans (a predicate over ``spans``, user ids, or trace ids). It is resolved over one
 snapshot to the traces those spans belong to; every row of those traces goes from ``span_content``,
-``logs`` and ``spans`` (a user-level request also removes logs that carry the user id in an attribute
-without a trace), each table by one Delta delete that rewrites only the files holding such rows, in the
-same writer properties as the collector's appends. A commit that races the live collector is retried.
+``logs`` and ``spans`` (or, with ``spans_only``, the rows of those spans only; a user-level request
+also removes logs that carry the user id in an attribute, with or without a trace), each table by one
+Delta delete that rewrites only the files holding such rows, in the collector's writer properties. A commit that races the live collector is retried.
 The replaced files stay on disk until vacuum: the maintenance loop's (after ``vacuum_grace_s``), or
 right away with ``vacuum_now``. Every run is recorded in the ``erasures`` table: when, the filter as
 given and the rows deleted per table, never the erased rows.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ USER_KEYS: tuple[str, ...] = tuple(src.key for src in TAG_COLUMNS["user_id"])
 ERASED_TABLES = (schema.SPAN_CONTENT, schema.LOGS, schema.SPANS)
 IDS_PER_DELETE = 2000  # trace ids per Delta delete: keeps each predicate a few tens of kilobytes
 MAX_COMMIT_ATTEMPTS = 60  # conflicts with the collector's appends, backing off up to 2 s: about two minutes
+# An unreferenced file this old is abandoned: a write commits (or fails) within seconds of writing it.
+ORPHAN_MIN_AGE_S = 10.0
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -47,6 +50,7 @@ class ErasureRequest:
 
     kind: str
     values: tuple[str, ...]
+    spans_only: bool = False  # only the picked spans (and their logs and content), not their whole traces
 
     @property
     def filter_text(self) -> str:
@@ -107,15 +111,18 @@ def validate_where(where: str) -> str:
     return text
 
 
-def request_from(where: str | None, user_ids: Sequence[str] | None, trace_ids: Sequence[str] | None) -> ErasureRequest:
+def request_from(where: str | None, user_ids: Sequence[str] | None, trace_ids: Sequence[str] | None,
+                 spans_only: bool = False) -> ErasureRequest:
     """The request one of ``--where``, ``--user-id``, ``--trace-id`` describes, validated."""
     given = [(k, v) for k, v in ((WHERE, where), (USER_ID, user_ids), (TRACE_ID, trace_ids)) if v]
     if len(given) != 1:
         raise ErasureError("give exactly one of --where, --user-id, --trace-id")
     kind, value = given[0]
+    if spans_only and kind == TRACE_ID:
+        raise ErasureError("--spans-only picks spans by --where or --user-id; --trace-id erases whole traces")
     if kind == WHERE:
         assert isinstance(value, str)
-        return ErasureRequest(WHERE, (validate_where(value),))
+        return ErasureRequest(WHERE, (validate_where(value),), spans_only)
     values = tuple(dict.fromkeys(v.strip() for v in value))  # order kept, repeats dropped
     if any(not v for v in values):
         raise ErasureError(f"--{kind.replace('_', '-')} must not be empty")
@@ -124,7 +131,7 @@ def request_from(where: str | None, user_ids: Sequence[str] | None, trace_ids: S
         bad = [v for v in values if not _TRACE_ID.fullmatch(v)]
         if bad:
             raise ErasureError(f"--trace-id wants 32 hex characters, got {bad[0]!r}")
-    return ErasureRequest(kind, values)
+    return ErasureRequest(kind, values, spans_only)
 
 
 def _in_list(column: str, values: Sequence[str]) -> str:
@@ -142,19 +149,28 @@ def _user_attribute_predicate(user_ids: Sequence[str]) -> str:
                        for key in USER_KEYS for user in user_ids)
 
 
-def _resolve_traces(snap_sql: duckdb.DuckDBPyConnection, request: ErasureRequest) -> list[str]:
+def _resolve(con: duckdb.DuckDBPyConnection, request: ErasureRequest) -> list[tuple[str, str | None]]:
+    """(trace_id, span_id) of the spans the request picks; span_id is None for a whole given trace."""
     if request.kind == TRACE_ID:
-        return list(request.values)
+        return [(t, None) for t in request.values]
     if request.kind == USER_ID:
         where = _in_list("user_id", request.values)
     else:
         where = f"(\n{request.values[0]}\n)"
     try:
-        rows = snap_sql.execute(f"SELECT DISTINCT trace_id FROM {schema.SPANS} WHERE {where} AND trace_id IS NOT NULL "
-                                f"ORDER BY trace_id").fetchall()
+        return [(t, s) for t, s in con.execute(
+            f"SELECT DISTINCT trace_id, span_id FROM {schema.SPANS} WHERE {where} AND trace_id IS NOT NULL "
+            f"ORDER BY trace_id, span_id").fetchall()]
     except duckdb.Error as exc:
         raise ErasureError(f"--where failed over spans: {exc}") from exc
-    return [r[0] for r in rows]
+
+
+def _row_predicates(picked: list[tuple[str, str | None]], spans_only: bool) -> list[str]:
+    """Delete predicates (chunks of an IN list) over trace_id, or over trace_id || span_id for ``spans_only``."""
+    if spans_only:
+        keys = sorted({t + s for t, s in picked if s is not None})
+        return [_in_list("trace_id || span_id", chunk) for chunk in _chunks(keys)]
+    return [_in_list("trace_id", chunk) for chunk in _chunks(sorted({t for t, _ in picked}))]
 
 
 def plan_erasure(lake_dir: Path, request: ErasureRequest) -> ErasurePlan:
@@ -162,8 +178,9 @@ def plan_erasure(lake_dir: Path, request: ErasureRequest) -> ErasurePlan:
     if not DeltaTable.is_deltatable(str(table_path(lake_dir, schema.SPANS))):
         raise ErasureError(f"no lake at {lake_dir}")
     with open_snapshot(lake_dir) as snap:
-        trace_ids = _resolve_traces(snap.con, request)
-        predicates = {t: [_in_list("trace_id", chunk) for chunk in _chunks(trace_ids)] for t in ERASED_TABLES}
+        picked = _resolve(snap.con, request)
+        rows = _row_predicates(picked, request.spans_only)
+        predicates = {t: list(rows) for t in ERASED_TABLES}
         if request.kind == USER_ID:
             predicates[schema.LOGS].append(_user_attribute_predicate(request.values))
         counts = {}
@@ -173,7 +190,7 @@ def plan_erasure(lake_dir: Path, request: ErasureRequest) -> ErasurePlan:
                 continue
             either = " OR ".join(f"({p})" for p in predicates[table])
             counts[table] = int(snap.con.execute(f"SELECT count(*) FROM {table} WHERE {either}").fetchone()[0])
-    return ErasurePlan(request, trace_ids, predicates, counts)
+    return ErasurePlan(request, sorted({t for t, _ in picked}), predicates, counts)
 
 
 def _delete(lake_dir: Path, table: str, predicate: str) -> int:
@@ -189,17 +206,56 @@ def _delete(lake_dir: Path, table: str, predicate: str) -> int:
     return int((metrics or {}).get("num_deleted_rows", 0))
 
 
-def vacuum_now(lake_dir: Path, tables: Sequence[str] = ERASED_TABLES) -> int:
-    """Delete from disk every file the tables no longer reference (no grace period); returns how many.
+def _unreferenced_files(lake_dir: Path, table: str) -> list[Path]:
+    """Data files under the table's directory that its current version does not reference."""
+    path = table_path(lake_dir, table)
+    live = {Path(uri.removeprefix("file://")).resolve() for uri in DeltaTable(str(path)).file_uris()}
+    return [f for f in path.rglob("*.parquet") if "_delta_log" not in f.parts and f.resolve() not in live]
 
-    A reader holding a snapshot older than this moment fails its next read of a deleted file (a new
-    snapshot works); files being written by the collector are untouched (vacuum only deletes files a
-    commit removed)."""
+
+def _holds_erased_rows(con: duckdb.DuckDBPyConnection, path: Path, predicates: Sequence[str]) -> bool:
+    either = " OR ".join(f"({p})" for p in predicates)
+    query = f"SELECT count(*) FROM read_parquet({_sql_str(str(path))}) WHERE {either}"
+    return bool(con.execute(query).fetchone()[0])
+
+
+def _sweep_abandoned(lake_dir: Path, plan: ErasurePlan) -> int:
+    """Delete files no commit references that still hold erased rows; returns how many.
+
+    A write attempt that loses a commit race (an erasure's rewrite, a compaction, an append) leaves its
+    file behind, never referenced, so vacuum never deletes it; a rewrite made before this erasure holds
+    copies of the erased rows. A file is taken only once ORPHAN_MIN_AGE_S old: a write that is still
+    committing (the collector appending a matching row that arrived after the plan) is never touched."""
     removed = 0
-    for table in tables:
+    with duckdb.connect(":memory:") as con:
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        for table in ERASED_TABLES:
+            if not plan.predicates[table]:
+                continue
+            for path in _unreferenced_files(lake_dir, table):
+                if not _holds_erased_rows(con, path, plan.predicates[table]):
+                    continue
+                age = time.time() - path.stat().st_mtime
+                if age < ORPHAN_MIN_AGE_S:
+                    time.sleep(ORPHAN_MIN_AGE_S - age)
+                if path in _unreferenced_files(lake_dir, table):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+    return removed
+
+
+def vacuum_now(lake_dir: Path, plan: ErasurePlan | None = None) -> int:
+    """Delete from disk, now, the files the erased tables no longer reference; returns how many.
+
+    Files a commit removed go without the grace period (a reader holding an older snapshot fails its
+    next read of one; a new snapshot works). With ``plan``, files abandoned by failed write attempts
+    that hold the erased rows go too (see :func:`_sweep_abandoned`)."""
+    removed = 0
+    for table in ERASED_TABLES:
         target = DeltaTable(str(table_path(lake_dir, table)))
         removed += len(target.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False))
-    return removed
+    return removed + (_sweep_abandoned(lake_dir, plan) if plan is not None else 0)
 
 
 def _record(lake_dir: Path, result: ErasureResult) -> None:
@@ -207,7 +263,7 @@ def _record(lake_dir: Path, result: ErasureResult) -> None:
     ensure_tables(lake_dir, (schema.ERASURES,))
     request = result.plan.request
     row = {"erased_at": result.erased_at, "filter_kind": request.kind, "filter": request.filter_text,
-           "traces": len(result.plan.trace_ids),
+           "scope": "spans" if request.spans_only else "traces", "traces": len(result.plan.trace_ids),
            "spans_deleted": result.deleted[schema.SPANS], "logs_deleted": result.deleted[schema.LOGS],
            "span_content_deleted": result.deleted[schema.SPAN_CONTENT], "files_vacuumed": result.files_vacuumed,
            "table_versions": json.dumps(result.versions, sort_keys=True)}
@@ -234,7 +290,7 @@ def erase(lake_dir: Path, request: ErasureRequest, *, vacuum: bool = False) -> E
     plan = plan_erasure(lake_dir, request)
     deleted = {table: sum(_delete(lake_dir, table, p) for p in plan.predicates[table]) for table in ERASED_TABLES}
     versions = {table: DeltaTable(str(table_path(lake_dir, table))).version() for table in ERASED_TABLES}
-    files = vacuum_now(lake_dir) if vacuum else 0
+    files = vacuum_now(lake_dir, plan) if vacuum else 0
     result = ErasureResult(plan, deleted, files, dt.datetime.now(dt.timezone.utc), versions)
     _record(lake_dir, result)
     return result

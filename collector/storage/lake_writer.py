@@ -30,6 +30,7 @@ TARGET_FILE_BYTES = 128 * 1024 * 1024
 TABLE_CONFIG = {"delta.logRetentionDuration": "interval 2 hours", "delta.enableExpiredLogCleanup": "true",
                 "delta.checkpointInterval": "100"}
 COMMIT_BACKOFF_MAX_S = 2.0
+ABANDONED_FILE_HOURS = 1  # an unreferenced file older than this is no write in progress (compactions included)
 # Every rewrite of the lake's files (append, compaction, erasure) uses these, so files keep one layout.
 WRITER_PROPS = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=122_880)
 T = TypeVar("T")
@@ -158,6 +159,11 @@ class LakeMaintainer:
                 done["expired_partitions"] += self._expire(target, today)
             done["vacuumed"] += len(target.vacuum(retention_hours=self.grace_hours, dry_run=False,
                                                   enforce_retention_duration=False))
+            # Files a failed write attempt left (lost a commit race) are never referenced, so the
+            # pass above never sees them; they may hold rows since erased. A full vacuum takes them,
+            # but also any file still being written: only once older than any write can take.
+            done["vacuumed"] += len(target.vacuum(retention_hours=max(self.grace_hours, ABANDONED_FILE_HOURS),
+                                                  dry_run=False, enforce_retention_duration=False, full=True))
         return done
 
     def _compact(self, target: DeltaTable, today: dt.date) -> int:

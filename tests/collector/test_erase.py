@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 from spanlake.collector.storage import schema
-from spanlake.collector.storage.lake_writer import TABLE_CONFIG, LakeWriter
+from spanlake.collector.storage.lake_writer import (
+    ABANDONED_FILE_HOURS,
+    TABLE_CONFIG,
+    LakeMaintainer,
+    LakeWriter,
+)
 from spanlake.instrumentation import semconv as sc
 
 SPANLAKE = REPO / ".venv" / "bin" / "spanlake"
@@ -125,17 +131,33 @@ def _raw_bytes_hold(collector: CollectorProcess, text: str) -> bool:
     return any(text.encode() in path.read_bytes() for path in _data_files(collector))
 
 
+def _abandoned_copy(collector: CollectorProcess, trace: str) -> Path:
+    """A Parquet file in span_content's partition holding a copy of ``trace``'s rows that no commit references,
+    dated a minute back, as delta-rs leaves behind when a rewrite's commit loses a race."""
+    lake = collector.data_dir / "lake"
+    rows = query(collector.data_dir, f"select * exclude ({schema.PARTITION_COLUMN}), {schema.PARTITION_COLUMN} "
+                 f"from span_content where trace_id = '{trace}'")
+    assert rows.num_rows == 1
+    day = rows.column(schema.PARTITION_COLUMN)[0].as_py()
+    path = lake / schema.SPAN_CONTENT / f"{schema.PARTITION_COLUMN}={day}" / f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+    pq.write_table(rows.drop([schema.PARTITION_COLUMN]), path, compression="zstd")
+    past = time.time() - 60
+    os.utime(path, (past, past))
+    return path
+
+
 @pytest.fixture(scope="module")
 def traffic(collector: CollectorProcess) -> Iterator[dict[str, UserTraffic]]:
     sent = {"u1": _send(collector, f"u1-{RUN}", 2), "u2": _send(collector, f"u2-{RUN}", 2),
-            "u3": _send(collector, f"u3-{RUN}", 2), "anon": _send(collector, f"u4-{RUN}", 2, untraced_log=False)}
+            "u3": _send(collector, f"u3-{RUN}", 2), "anon": _send(collector, f"u4-{RUN}", 2, untraced_log=False),
+            "u5": _send(collector, f"u5-{RUN}", 1)}
     for who in sent.values():
         assert count_when(collector.data_dir, "spans", 2 * len(who.traces), f"user_id = '{who.user}' or trace_id in "
                           f"({', '.join(repr(t) for t in who.traces)})", timeout=30) == 2 * len(who.traces)
         ids = ", ".join(repr(t) for t in who.traces)
         assert count_when(collector.data_dir, "logs", len(who.traces), f"trace_id in ({ids})") == len(who.traces)
         assert count_when(collector.data_dir, "span_content", len(who.traces), f"trace_id in ({ids})") == len(who.traces)
-    for key in ("u1", "u2", "u3"):
+    for key in ("u1", "u2", "u3", "u5"):
         assert count_when(collector.data_dir, "logs", 1, f"trace_id is null and attributes['{sc.USER_ID}'] = "
                           f"'{sent[key].user}'") == 1
     yield sent
@@ -166,6 +188,25 @@ def test_bad_where_is_refused_and_deletes_nothing(collector: CollectorProcess, t
     done = _cli(collector, "erase", "--where", where)
     assert done.returncode == 2 and done.stderr.startswith("error: --where"), (done.stdout, done.stderr)
     assert _counts(collector, everything) == before
+
+
+def test_where_erasure_then_the_maintenance_vacuum(collector: CollectorProcess,
+                                                   traffic: dict[str, UserTraffic]) -> None:
+    # First of the erasures: no earlier erasure raced an append here, so no abandoned file (see the
+    # next test) holds u3's rows; the maintenance vacuum takes only what a commit removed.
+    u3 = traffic["u3"]
+    done = _cli(collector, "erase", "--where", f"user_id = '{u3.user}'")
+    assert done.returncode == 0, done.stderr
+    assert _counts(collector, u3.traces) == {t: 0 for t in ERASED}
+    assert _untraced_logs(collector, u3.user) == 1  # --where erases traces; trace-less logs need --user-id
+    traced = [m for m in u3.markers if not m.startswith("UNTRACED")]
+    assert _on_disk(collector, traced) == set(traced)  # still in replaced files until vacuum
+    # The maintenance round (here `spanlake compact`) vacuums them once the grace period is over.
+    compact = _cli(collector, "compact", env={"SPANLAKE_VACUUM_GRACE_S": "0"})
+    assert compact.returncode == 0, compact.stderr
+    assert _on_disk(collector, traced) == set()
+    assert [r["filter"] for r in json.loads(_cli(collector, "erase", "--list", "--format", "json").stdout)
+            if r["filter_kind"] == "where"] == [f"user_id = '{u3.user}'"]
 
 
 def test_user_erasure_with_a_live_collector_then_vacuum(collector: CollectorProcess,
@@ -224,34 +265,41 @@ def test_user_erasure_with_a_live_collector_then_vacuum(collector: CollectorProc
     assert erasure_log and not [m for m in u1.markers for p in erasure_log if m.encode() in p.read_bytes()]
 
 
-def test_where_erasure_then_the_maintenance_vacuum(collector: CollectorProcess,
-                                                   traffic: dict[str, UserTraffic]) -> None:
-    u3 = traffic["u3"]
-    done = _cli(collector, "erase", "--where", f"user_id = '{u3.user}'")
-    assert done.returncode == 0, done.stderr
-    assert _counts(collector, u3.traces) == {t: 0 for t in ERASED}
-    assert _untraced_logs(collector, u3.user) == 1  # --where erases traces; trace-less logs need --user-id
-    traced = [m for m in u3.markers if not m.startswith("UNTRACED")]
-    assert _on_disk(collector, traced) == set(traced)  # still in replaced files until vacuum
-    # The maintenance round (here `spanlake compact`) vacuums them once the grace period is over.
-    compact = _cli(collector, "compact", env={"SPANLAKE_VACUUM_GRACE_S": "0"})
-    assert compact.returncode == 0, compact.stderr
-    assert _on_disk(collector, traced) == set()
-    assert [r["filter"] for r in json.loads(_cli(collector, "erase", "--list", "--format", "json").stdout)
-            if r["filter_kind"] == "where"] == [f"user_id = '{u3.user}'"]
-
-
 def test_trace_id_erasure_removes_only_that_trace(collector: CollectorProcess,
                                                   traffic: dict[str, UserTraffic]) -> None:
     gone, kept = traffic["anon"].traces
+    # What a rewrite that lost a commit race leaves: a file no commit references, with copies of rows.
+    abandoned = {trace: _abandoned_copy(collector, trace) for trace in (gone, kept)}
     done = _cli(collector, "erase", "--trace-id", gone.upper(), "--dry-run")
     assert done.returncode == 0 and "spans: 2 rows would be deleted" in done.stdout, done.stderr
     done = _cli(collector, "erase", "--trace-id", gone, "--vacuum-now")
     assert done.returncode == 0, done.stderr
     assert _counts(collector, [gone]) == {t: 0 for t in ERASED}
     assert _counts(collector, [kept]) == {schema.SPANS: 2, schema.LOGS: 1, schema.SPAN_CONTENT: 1}
+    # --vacuum-now takes the abandoned copy of the erased trace; one without erased rows is left to the
+    # maintenance vacuum (after ABANDONED_FILE_HOURS).
+    assert not abandoned[gone].exists() and abandoned[kept].exists()
     bad = _cli(collector, "erase", "--trace-id", "not-a-trace")
     assert bad.returncode == 2 and "32 hex" in bad.stderr
+
+
+def test_spans_only_keeps_the_rest_of_the_trace(collector: CollectorProcess, traffic: dict[str, UserTraffic]) -> None:
+    u5 = traffic["u5"]
+    refused = _cli(collector, "erase", "--trace-id", u5.traces[0], "--spans-only")
+    assert refused.returncode == 2 and "--spans-only" in refused.stderr
+    done = _cli(collector, "erase", "--where", f"user_id = '{u5.user}'", "--spans-only", "--vacuum-now")
+    assert done.returncode == 0, done.stderr
+    assert "spans: 1 rows deleted" in done.stdout and "spans in 1 traces" in done.stdout
+    # The chat span, its content and the log record written in its context go; the app span stays.
+    assert _counts(collector, u5.traces) == {schema.SPANS: 1, schema.LOGS: 0, schema.SPAN_CONTENT: 0}
+    assert query(collector.data_dir, f"select name, user_id from spans where trace_id = '{u5.traces[0]}'"
+                 ).to_pylist() == [{"name": "POST /chat", "user_id": None}]
+    traced = [m for m in u5.markers if not m.startswith("UNTRACED")]
+    assert _on_disk(collector, traced) == set()
+    record = [r for r in json.loads(_cli(collector, "erase", "--list", "--format", "json").stdout)
+              if r["filter"] == f"user_id = '{u5.user}'"]
+    assert [(r["scope"], r["spans_deleted"], r["logs_deleted"], r["span_content_deleted"]) for r in record] == [
+        ("spans", 1, 1, 1)]
 
 
 def test_an_older_lake_stops_logging_content_statistics(tmp_path: Path) -> None:
@@ -271,3 +319,20 @@ def test_an_older_lake_stops_logging_content_statistics(tmp_path: Path) -> None:
     log = sorted((path / "_delta_log").glob("*.json"))
     assert not [p for p in log if marker.encode() in p.read_bytes()]
     assert DeltaTable(str(path)).metadata().configuration["delta.dataSkippingStatsColumns"] == "time"
+
+
+def test_maintenance_deletes_files_abandoned_by_failed_writes(tmp_path: Path) -> None:
+    """A write attempt that lost a commit race leaves a file no commit references: the maintenance vacuum
+    deletes it once older than any write in progress can be, and leaves younger ones (a write committing)."""
+    lake = tmp_path / "lake"
+    LakeWriter(lake)
+    day = lake / schema.SPAN_CONTENT / f"{schema.PARTITION_COLUMN}=2026-12-01"
+    day.mkdir()
+    rows = pa.Table.from_pylist([{"trace_id": "ab" * 16, "input_messages": "PROMPT-abandoned"}])
+    old, young = day / "part-00000-old.zstd.parquet", day / "part-00000-young.zstd.parquet"
+    for path in (old, young):
+        pq.write_table(rows, path)
+    hours_ago = time.time() - (ABANDONED_FILE_HOURS * 3600 + 60)
+    os.utime(old, (hours_ago, hours_ago))
+    LakeMaintainer(lake, vacuum_grace_s=0, retention_days=0).run(dt.date(2026, 12, 2))
+    assert not old.exists() and young.exists()
