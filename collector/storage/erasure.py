@@ -2,12 +2,14 @@
 
 A request names spans (a predicate over ``spans``, user ids, or trace ids). It is resolved over one
 snapshot to the traces those spans belong to; every row of those traces goes from ``span_content``,
-``logs`` and ``spans`` (or, with ``spans_only``, the rows of those spans only; a user-level request
-also removes logs that carry the user id in an attribute, with or without a trace), each table by one
-Delta delete that rewrites only the files holding such rows, in the collector's writer properties. A commit that races the live collector is retried.
-The replaced files stay on disk until vacuum: the maintenance loop's (after ``vacuum_grace_s``), or
-right away with ``vacuum_now``. Every run is recorded in the ``erasures`` table: when, the filter as
-given and the rows deleted per table, never the erased rows.
+``logs`` and ``spans`` (with ``spans_only``, the rows of those spans only; a user-level request also
+removes logs that carry the user id in an attribute, with or without a trace). Each table loses them
+by Delta deletes that rewrite only the files holding such rows, with the collector's writer
+properties; a commit that races the live collector is retried. The replaced files stay on disk until
+vacuum: the maintenance loop's (after ``vacuum_grace_s``), or right away with ``vacuum_now``, which
+also deletes files abandoned by failed write attempts that still hold copies of the erased rows.
+Every run is recorded in the ``erasures`` table: when, the filter as given and the rows deleted per
+table, never the erased rows.
 """
 
 from __future__ import annotations
