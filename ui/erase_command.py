@@ -87,7 +87,7 @@ def run_erase(settings: Any, args: argparse.Namespace) -> int:
     if args.vacuum_now:
         print(f"vacuum: {result.files_vacuumed} replaced files deleted from disk")
     else:
-        print(f"replaced files are deleted from disk by the next vacuum after {settings.vacuum_grace_s:.0f}s "
-              f"(or run again with --vacuum-now)")
+        print(f"the replaced files stay on disk until the collector's maintenance vacuum after vacuum_grace_s "
+              f"({settings.vacuum_grace_s:.0f}s; or `spanlake compact` then); --vacuum-now deletes them at once")
     print(f"recorded in the erasure log at {result.erased_at:%Y-%m-%d %H:%M:%S} UTC (spanlake erase --list)")
     return 0
