@@ -187,11 +187,14 @@ def plan_erasure(lake_dir: Path, request: ErasureRequest) -> ErasurePlan:
             predicates[schema.LOGS].append(_user_attribute_predicate(request.values))
         counts = {}
         for table in ERASED_TABLES:
-            if not predicates[table]:
+            files = snap.files.get(table, [])
+            if not predicates[table] or not files:
                 counts[table] = 0
                 continue
+            # The stored rows (what the delete removes), not the table's view, which may hide some.
             either = " OR ".join(f"({p})" for p in predicates[table])
-            counts[table] = int(snap.con.execute(f"SELECT count(*) FROM {table} WHERE {either}").fetchone()[0])
+            source = f"read_parquet([{', '.join(_sql_str(f) for f in files)}], union_by_name = true)"
+            counts[table] = int(snap.con.execute(f"SELECT count(*) FROM {source} WHERE {either}").fetchone()[0])
     return ErasurePlan(request, sorted({t for t, _ in picked}), predicates, counts)
 
 
