@@ -3,7 +3,8 @@
 Every append is one atomic Delta commit that also records, as a Delta app transaction, how far
 in the write-ahead log it reaches; a restart resumes exactly there. Compaction rewrites small
 files (readers of older snapshots keep working), vacuum deletes replaced files only after a grace
-period longer than any reader, and retention drops whole old partitions.
+period longer than any reader (and files abandoned by failed write attempts once older than any
+write), and retention drops whole old partitions.
 """
 
 from __future__ import annotations
