@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from spanlake.ui.erase_command import add_erase_parser, run_erase
+
 logger = logging.getLogger("spanlake")
 
 
@@ -172,6 +174,10 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    return run_erase(_settings(args), args)
+
+
 UI_APP = Path(__file__).with_name("streamlit_app.py")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -274,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_flag(p)
     p.add_argument("--since", required=True, help="first UTC day to reprice (YYYY-MM-DD)")
     p.set_defaults(func=cmd_reprice)
+
+    p = add_erase_parser(sub)
+    _data_dir_flag(p)
+    p.set_defaults(func=cmd_erase)
 
     p = sub.add_parser("analyze", help="run every analytic, write result tables, alerts and spanlake.duckdb")
     _data_dir_flag(p)

@@ -3,16 +3,18 @@
 Every append is one atomic Delta commit that also records, as a Delta app transaction, how far
 in the write-ahead log it reaches; a restart resumes exactly there. Compaction rewrites small
 files (readers of older snapshots keep working), vacuum deletes replaced files only after a grace
-period longer than any reader, and retention drops whole old partitions.
+period longer than any reader (and files abandoned by failed write attempts once older than any
+write), and retention drops whole old partitions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,21 +31,66 @@ TARGET_FILE_BYTES = 128 * 1024 * 1024
 TABLE_CONFIG = {"delta.logRetentionDuration": "interval 2 hours", "delta.enableExpiredLogCleanup": "true",
                 "delta.checkpointInterval": "100"}
 COMMIT_BACKOFF_MAX_S = 2.0
-_WRITER_PROPS = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=122_880)
+ABANDONED_FILE_HOURS = 1  # an unreferenced file older than this is no write in progress (compactions included)
+# Every rewrite of the lake's files (append, compaction, erasure) uses these, so files keep one layout.
+WRITER_PROPS = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=122_880)
+T = TypeVar("T")
+
+
+def retry_commit(what: str, commit: Callable[[], T], done: Callable[[], bool] = lambda: False,
+                 max_attempts: int | None = None) -> T | None:
+    """Run ``commit`` until it stops failing with a Delta commit conflict, backing off between tries.
+
+    Another commit winning (compaction, retention, reprice, erase, or a writer of another replica) is
+    expected; ``done`` says whether what ``commit`` does is already in the table (then None is returned).
+    With ``max_attempts`` the last conflict is raised."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return commit()
+        except CommitFailedError as exc:
+            if done():
+                return None
+            if max_attempts is not None and attempt >= max_attempts:
+                raise
+            delay = min(COMMIT_BACKOFF_MAX_S, 0.05 * 2 ** min(attempt, 10))
+            logger.warning("%s: commit conflict (attempt %d), retrying in %.2fs: %s", what, attempt, delay, exc)
+            time.sleep(delay)
 
 
 def table_path(lake_dir: Path, table: str) -> Path:
     return lake_dir / table
 
 
-def ensure_tables(lake_dir: Path) -> None:
-    """Create the three tables (empty) if missing, so readers always find them."""
-    for table in schema.TABLES:
+def table_config(table: str) -> dict[str, str]:
+    """Delta table properties of a stored table: short log, and file statistics only on time columns.
+
+    The Delta log keeps each file's min/max per column in its commits and checkpoints, which outlive
+    the files: statistics on prompts, log bodies or ids would keep erased data in the log. Readers
+    prune by partition and Parquet footers, so time columns are all the log needs."""
+    return {**TABLE_CONFIG, "delta.dataSkippingStatsColumns": ",".join(schema.STATS_COLUMNS[table])}
+
+
+def ensure_tables(lake_dir: Path, tables: tuple[str, ...] = schema.TABLES) -> None:
+    """Create the tables (empty) if missing, so readers always find them; bring older tables' properties
+    up to date (tables created before statistics were limited to time columns)."""
+    for table in tables:
         path = table_path(lake_dir, table)
+        config = table_config(table)
         if not DeltaTable.is_deltatable(str(path)):
             path.mkdir(parents=True, exist_ok=True)
             DeltaTable.create(str(path), schema=schema.arrow_schema(table), mode="ignore",
-                              partition_by=[schema.PARTITION_COLUMN], name=table, configuration=TABLE_CONFIG)
+                              partition_by=schema.PARTITIONS.get(table, []), name=table, configuration=config)
+            continue
+        target = DeltaTable(str(path))
+
+        def up_to_date() -> bool:
+            target.update_incremental()
+            return all(target.metadata().configuration.get(k) == v for k, v in config.items())
+
+        if not up_to_date():
+            retry_commit(f"{table} properties", lambda: target.alter.set_table_properties(config), up_to_date)
 
 
 class LakeWriter:
@@ -68,22 +115,21 @@ class LakeWriter:
         txn = Transaction(app_id=WAL_APP_ID.format(shard=shard), version=wal_position)
         props = CommitProperties(app_transactions=[txn], max_commit_retries=50)
         target = self._tables[table]
-        for attempt in itertools.count(1):
+
+        def commit() -> None:
             target.update_incremental()
-            try:
-                write_deltalake(target, data, mode="append", partition_by=[schema.PARTITION_COLUMN],
-                                schema_mode="merge", writer_properties=_WRITER_PROPS, commit_properties=props)
-                return
-            except CommitFailedError as exc:
-                # Another commit won (compaction, retention, reprice, erase, or a writer of another
-                # replica): expected. If this position is already in the table, the rows are too.
-                if self.committed_position(table, shard) >= wal_position:
-                    logger.warning("%s: WAL shard %d position %d already committed; not appending again",
-                                   table, shard, wal_position)
-                    return
-                delay = min(COMMIT_BACKOFF_MAX_S, 0.05 * 2 ** min(attempt, 10))
-                logger.warning("%s: commit conflict (attempt %d), retrying in %.2fs: %s", table, attempt, delay, exc)
-                time.sleep(delay)
+            write_deltalake(target, data, mode="append", partition_by=[schema.PARTITION_COLUMN],
+                            schema_mode="merge", writer_properties=WRITER_PROPS, commit_properties=props)
+
+        def already_committed() -> bool:
+            # If this position is already in the table (our earlier attempt won), the rows are too.
+            if self.committed_position(table, shard) < wal_position:
+                return False
+            logger.warning("%s: WAL shard %d position %d already committed; not appending again",
+                           table, shard, wal_position)
+            return True
+
+        retry_commit(f"{table} append", commit, already_committed)
 
     def recent_span_keys(self, since_us: int) -> list[tuple[bytes, bytes]]:
         """(trace_id, span_id) of spans received since ``since_us``, to seed de-duplication on start."""
@@ -114,6 +160,11 @@ class LakeMaintainer:
                 done["expired_partitions"] += self._expire(target, today)
             done["vacuumed"] += len(target.vacuum(retention_hours=self.grace_hours, dry_run=False,
                                                   enforce_retention_duration=False))
+            # Files a failed write attempt left (lost a commit race) are never referenced, so the
+            # pass above never sees them; they may hold rows since erased. A full vacuum takes them,
+            # but also any file still being written: only once older than any write can take.
+            done["vacuumed"] += len(target.vacuum(retention_hours=max(self.grace_hours, ABANDONED_FILE_HOURS),
+                                                  dry_run=False, enforce_retention_duration=False, full=True))
         return done
 
     def _compact(self, target: DeltaTable, today: dt.date) -> int:
@@ -123,7 +174,7 @@ class LakeMaintainer:
                 try:
                     metrics = target.optimize.compact(
                         partition_filters=[(schema.PARTITION_COLUMN, "=", day.isoformat())],
-                        target_size=TARGET_FILE_BYTES, writer_properties=_WRITER_PROPS)
+                        target_size=TARGET_FILE_BYTES, writer_properties=WRITER_PROPS)
                     removed += int(metrics.get("numFilesRemoved", 0))
                     break
                 except CommitFailedError:

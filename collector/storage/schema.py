@@ -16,7 +16,8 @@ SPANS = "spans"
 LOGS = "logs"
 METRIC_POINTS = "metric_points"
 SPAN_CONTENT = "span_content"
-TABLES = (SPANS, LOGS, METRIC_POINTS, SPAN_CONTENT)
+TABLES = (SPANS, LOGS, METRIC_POINTS, SPAN_CONTENT)  # the tables the collector writes
+ERASURES = "erasures"  # the erasure log, written by `spanlake erase` only
 
 TS = pa.timestamp("us", tz="UTC")
 STR_MAP = pa.map_(pa.string(), pa.string())
@@ -169,15 +170,38 @@ METRIC_POINT_COLUMNS: tuple[Column, ...] = (
     Column(PARTITION_COLUMN, pa.date32(), "UTC day of time (partition column)"),
 )
 
+# One row per `spanlake erase` run: what was asked and how much went, never the erased data itself.
+ERASURE_COLUMNS: tuple[Column, ...] = (
+    Column("erased_at", TS, "when the erasure committed, UTC"),
+    Column("filter_kind", pa.string(), "where (a predicate over spans), user_id or trace_id"),
+    Column("filter", pa.string(), "the filter as given (the predicate text, the user ids or the trace ids)"),
+    Column("scope", pa.string(), "traces (whole traces of the picked spans) or spans (--spans-only: those spans)"),
+    Column("traces", pa.int64(), "traces the picked spans belong to"),
+    Column("spans_deleted", pa.int64(), "rows deleted from spans"),
+    Column("logs_deleted", pa.int64(), "rows deleted from logs"),
+    Column("span_content_deleted", pa.int64(), "rows deleted from span_content"),
+    Column("files_vacuumed", pa.int64(), "files deleted from disk by --vacuum-now (0: left to the maintenance "
+           "loop's vacuum after vacuum_grace_s)"),
+    Column("table_versions", pa.string(), "JSON {table: Delta version} the erasure committed"),
+)
+
 COLUMNS: dict[str, tuple[Column, ...]] = {
     SPANS: SPAN_COLUMNS,
     LOGS: LOG_COLUMNS,
     METRIC_POINTS: METRIC_POINT_COLUMNS,
     SPAN_CONTENT: SPAN_CONTENT_COLUMNS,
+    ERASURES: ERASURE_COLUMNS,
 }
 
 # Columns each table is sorted by inside a file, so time-window queries prune row groups.
 SORT_COLUMN = {SPANS: "start_time", LOGS: "time", METRIC_POINTS: "time", SPAN_CONTENT: "time"}
+# The only columns whose min/max the Delta log records per file (never content, ids or bodies: the
+# log outlives erased files).
+STATS_COLUMNS: dict[str, tuple[str, ...]] = {
+    SPANS: ("start_time", "received_time"), LOGS: ("time", "received_time"),
+    METRIC_POINTS: ("time", "received_time"), SPAN_CONTENT: ("time",), ERASURES: ("erased_at",)}
+# Partition columns per table (the erasure log is small and unpartitioned).
+PARTITIONS: dict[str, list[str]] = {t: [PARTITION_COLUMN] for t in TABLES}
 
 
 def arrow_schema(table: str) -> pa.Schema:
