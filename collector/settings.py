@@ -8,6 +8,8 @@ mapping it is handed; every component receives the finished :class:`Settings`.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ class Settings:
     auth_token: str | None = None
     max_request_bytes: int = 64 * 1024 * 1024
     max_attribute_bytes: int = 64 * 1024
+    max_attribute_key_bytes: int = 1024
     max_anyvalue_depth: int = 16
     writers: int = 2
     flush_interval_s: float = 1.0
@@ -55,6 +58,8 @@ class Settings:
     dedup_window_spans: int = 2_000_000
     log_level: str = "INFO"
     ui_password: str | None = None
+    redact: bool = True
+    redact_patterns: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,8 +67,8 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
-        positive = ("writers", "max_request_bytes", "max_attribute_bytes", "max_anyvalue_depth", "flush_max_rows",
-                    "max_backlog_bytes", "wal_segment_bytes")
+        positive = ("writers", "max_request_bytes", "max_attribute_bytes", "max_attribute_key_bytes",
+                    "max_anyvalue_depth", "flush_max_rows", "max_backlog_bytes", "wal_segment_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -71,6 +76,11 @@ class Settings:
             raise ValueError("flush_interval_s must be positive")
         if self.retention_days < 0:
             raise ValueError("retention_days must be >= 0 (0 keeps everything)")
+        for pattern in self.redact_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"redact_patterns: {pattern!r} is not a valid regex: {exc}") from None
 
     @property
     def lake_dir(self) -> Path:
@@ -92,6 +102,8 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("auth_token", "If set, both receivers require 'Authorization: Bearer <token>'."),
     Setting("max_request_bytes", "Largest request body accepted, after decompression (413 above it)."),
     Setting("max_attribute_bytes", "Longer attribute values are truncated and listed in spanlake.truncated."),
+    Setting("max_attribute_key_bytes", "Longer attribute keys are truncated (with a marker) and listed in "
+                                       "spanlake.truncated."),
     Setting("max_anyvalue_depth", "Deeper nested AnyValues are cut and stored as a marker string."),
     Setting("writers", "Lake-writer processes; each owns one WAL shard (2 uses both cores of a 2-core machine)."),
     Setting("flush_interval_s", "Longest time an acknowledged item waits before its Delta commit."),
@@ -110,6 +122,11 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("dedup_window_spans", "How many recent (trace_id, span_id) keys the writer remembers to drop retries."),
     Setting("log_level", "Python logging level of the server processes."),
     Setting("ui_password", "If set, `spanlake ui` asks for this password first (set it when binding beyond 127.0.0.1)."),
+    Setting("redact", "Replace secrets before they are stored: credential header/api-key attributes whole; sk-/sk-proj-/"
+                      "sk-ant- keys, AWS key ids and Bearer tokens in any text; marked [REDACTED:kind], listed in "
+                      "spanlake.redacted, counted in spanlake_redacted_values_total."),
+    Setting("redact_patterns", "Extra regexes whose matches are redacted too (a TOML list; in the environment a "
+                               "JSON list or one regex per line). Each makes every stored string pay a regex search."),
 )
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
@@ -135,7 +152,26 @@ def _coerce(name: str, raw: Any) -> Any:
         return int(raw)
     if kind == "float":
         return float(raw)
+    if kind == "tuple[str, ...]":
+        return _string_tuple(name, raw)
     return str(raw)
+
+
+def _string_tuple(name: str, raw: Any) -> tuple[str, ...]:
+    """A TOML list, or a string holding a JSON list or one item per line, → a tuple of strings."""
+    if isinstance(raw, (list, tuple)):
+        return tuple(str(x) for x in raw)
+    text = str(raw).strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError:
+            items = None
+        if isinstance(items, list):
+            return tuple(str(x) for x in items)
+    if not text:
+        return ()
+    return tuple(line for line in text.splitlines() if line.strip())
 
 
 def read_config_file(path: Path | None) -> dict[str, Any]:
