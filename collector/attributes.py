@@ -113,7 +113,7 @@ class AttributeDecoder:
             # Scalars inline: this loop runs for every attribute of every span.
             if which == "string_value":
                 s = v.string_value
-                if red is not None and red.suspect(s):
+                if red is not None and len(s) >= red.min_chars and red.suspect(s):
                     clean = red.text(s)
                     if clean != s:
                         s, redacted = clean, [*(redacted or ()), key]
