@@ -3,13 +3,16 @@ markdown images (remote beacons), links, HTML and colour directives are shown as
 
 Each markdown-bearing element the pages produce is rendered with a CommonMark parser (markdown-it, raw
 HTML allowed, so nothing is hidden by its defaults): no <img>, <a> or injected tag may come out of it.
-Time budget: about 30 s (AppTest runs of three pages over a five-row lake).
+And the real thing: `spanlake ui` in headless Chromium, whose DOM must hold the hostile strings as text and
+no image, link or bold element made of them. Time budget: about 45 s (AppTest of three pages, one browser).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import streamlit as st
-from harness import REPO
+from browser import Browser
+from harness import REPO, free_port
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
@@ -129,3 +133,59 @@ def test_plain_escapes_what_markdown_would_render() -> None:
         html = MARKDOWN.render(plain(hostile))
         assert not any(tag in html for tag in ("<img", "<a ", "<b>", "<h1>", "<em>", "<code>", "<strong>")), html
     assert MARKDOWN.render(plain(BEACON)).strip() == "<p>![x](http://evil/beacon.png)</p>"
+
+
+# --- in a real browser ----------------------------------------------------------------------------------
+
+DOM_JS = """JSON.stringify({
+  text: document.body.innerText,
+  images: [...document.querySelectorAll('img')].map(e => e.src).filter(s => s.includes('evil')),
+  links: [...document.querySelectorAll('a')].map(e => e.href).filter(s => s.includes('evil')),
+  bold: [...document.querySelectorAll('[data-testid="stMain"] b')].map(e => e.textContent),
+})"""
+
+
+@pytest.fixture(scope="module")
+def ui_url(hostile_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`spanlake ui` over the hostile lake on a free loopback port."""
+    from test_browser import _wait_healthy
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANLAKE_", "OTEL_"))}
+    log = (tmp_path_factory.mktemp("hostile-ui") / "ui.log").open("wb")
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("spanlake")), "ui", "--data-dir", str(hostile_dir),
+                             "--config", str(hostile_dir / "spanlake.toml"), "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=hostile_dir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _dom(browser: Browser) -> dict[str, object]:
+    result = browser.call("Runtime.evaluate", expression=DOM_JS, returnByValue=True)
+    return dict(json.loads(result["result"]["value"]))
+
+
+@pytest.mark.parametrize(("path", "expect", "shown"), [
+    (f"traces?trace_id={TRACE}", CONTENT, [CONTENT, BEACON, MODEL]),
+    ("alerts", "Firing (1)", [ALERT_TITLE, EVIDENCE]),
+])
+def test_hostile_text_in_chromium(ui_url: str, path: str, expect: str, shown: list[str]) -> None:
+    browser = Browser(height=1600).start()
+    try:
+        state = browser.open(f"{ui_url}/{path}", expect)
+        assert state.exceptions == [], state.exceptions[0]
+        dom = _dom(browser)
+    finally:
+        browser.close()
+    assert dom["images"] == [] and dom["links"] == [] and dom["bold"] == []
+    text = str(dom["text"])
+    assert [s for s in shown if s not in text] == [], "shown verbatim, as text"
