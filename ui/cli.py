@@ -72,6 +72,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from spanlake.analytics import Window, analyze, load_config
+    from spanlake.ui.formatting import terminal_safe
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
@@ -90,7 +91,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
               f"{len(outcome.failures)} failed, {firing} alerts firing, "
               f"{len(outcome.transitions)} changed; catalog {outcome.catalog}", flush=True)
         for name, error in outcome.failures.items():
-            print(f"  job {name} failed: {error}", file=sys.stderr)
+            print(terminal_safe(f"  job {name} failed: {error}"), file=sys.stderr)
         if not args.every:
             return 1 if outcome.failures else 0
         elapsed = (dt.datetime.now(dt.timezone.utc) - now).total_seconds()

@@ -282,3 +282,18 @@ def test_redaction_off_stores_as_sent() -> None:
     decoder = AttributeDecoder(65536, 8, None)
     out = decoder.to_dict([_kv("http.request.header.authorization", string_value="Bearer " + "Ab1" * 10)])
     assert out == {"http.request.header.authorization": "Bearer " + "Ab1" * 10} and decoder.redacted == 0
+
+
+def test_redaction_settings(tmp_path: Path) -> None:
+    """On by default; extra patterns from the config file (a TOML list) or the environment (a JSON list)."""
+    from spanlake.collector.settings import Settings, load_settings
+
+    assert Settings().redact is True and Settings().redact_patterns == ()
+    config = tmp_path / "spanlake.toml"
+    config.write_text('redact_patterns = ["acme-[0-9a-f]{32}", "tenant-\\\\d+"]\n')
+    assert load_settings({}, {}, config).redact_patterns == ("acme-[0-9a-f]{32}", r"tenant-\d+")
+    env = {"SPANLAKE_REDACT": "false", "SPANLAKE_REDACT_PATTERNS": '["x-[0-9]+"]'}
+    loaded = load_settings({}, env, config)
+    assert loaded.redact is False and loaded.redact_patterns == ("x-[0-9]+",)
+    with pytest.raises(ValueError, match="not a valid regex"):
+        load_settings({}, {"SPANLAKE_REDACT_PATTERNS": '["(open"]'}, config)

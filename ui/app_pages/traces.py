@@ -48,7 +48,7 @@ def filters() -> tuple[tuple[tuple[str, str], ...], str, str | None]:
     row = st.columns(4)
     tag = row[0].selectbox("Tag", data.tag_keys(scope), index=None, placeholder="any tag", key="f_tag")
     if tag:
-        chosen.append(pick(row[1], f"{tag} =", f"tag:{tag}", free_text=True))
+        chosen.append(pick(row[1], f"{ui.plain(tag)} =", f"tag:{tag}", free_text=True))  # a label is markdown
     return tuple(c for c in chosen if c), text.strip(), status
 
 
