@@ -93,7 +93,7 @@ class AttributeDecoder:
         before = self.truncated
         threshold, key_threshold = self._char_threshold, self._key_threshold
         red = self.redactor
-        secret_keys = red.key_kinds if red is not None else None
+        secret_keys = red.key_kinds if red is not None else {}  # key → credential kind, as far as seen
         redacted: list[str] | None = None
         out: dict[str, Any] = {}
         for kv in kvs:
@@ -101,12 +101,12 @@ class AttributeDecoder:
             if len(key) > key_threshold:
                 key = self._cap_key(key)
             v = kv.value
-            if secret_keys is not None:  # red is set too
+            if red is not None:
                 kind = secret_keys.get(key, _UNSEEN)
                 if kind is _UNSEEN:
-                    kind = red.key_kind(key)  # type: ignore[union-attr]
+                    kind = red.key_kind(key)
                 if kind is not None:
-                    out[key] = red.whole(kind)  # type: ignore[union-attr]
+                    out[key] = red.whole(str(kind))
                     redacted = [*(redacted or ()), key]
                     continue
             which = v.WhichOneof("value")
