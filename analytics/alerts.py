@@ -107,13 +107,20 @@ def _jsonable(row: dict[str, object]) -> dict[str, object]:
     return out
 
 
+def slack_escape(value: object) -> str:
+    """Text for Slack mrkdwn: ``&``, ``<``, ``>`` as entities, so names taken from spans (models, features)
+    cannot become ``<!channel>`` pings or ``<url|text>`` links."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def webhook_body(transitions: Sequence[Transition], fmt: str = "json") -> bytes:
-    """JSON body for a webhook; ``slack`` gives Slack's incoming-webhook shape ({"text": ...})."""
+    """JSON body for a webhook; ``slack`` gives Slack's incoming-webhook shape ({"text": ...}), every field escaped."""
     alerts = [{**_jsonable(t.alert), "state": t.state} for t in transitions]
     if fmt == "slack":
-        lines = [f"{':red_circle:' if a['state'] == FIRING else ':white_check_mark:'} *[{a['state']}] "
-                 f"{a['category']}* {a['title']}\n> {a['evidence']}\n> Mitigation: {a['mitigation']}\n"
-                 f"> Look at: {a['where_to_look']}" for a in alerts]
+        e = slack_escape
+        lines = [f"{':red_circle:' if a['state'] == FIRING else ':white_check_mark:'} *[{e(a['state'])}] "
+                 f"{e(a['category'])}* {e(a['title'])}\n> {e(a['evidence'])}\n> Mitigation: {e(a['mitigation'])}\n"
+                 f"> Look at: {e(a['where_to_look'])}" for a in alerts]
         return json.dumps({"text": "\n".join(lines)}).encode()
     return json.dumps({"source": "spanlake", "alerts": alerts}).encode()
 

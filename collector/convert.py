@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from spanlake.collector.attributes import AttributeDecoder, encode_value, extend_map
 from spanlake.collector.normalize import GenAINormalizer, SpanBatch, SpanContent, resource_identity
 from spanlake.collector.storage import schema
+from spanlake.instrumentation import semconv as sc
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")
@@ -121,8 +122,9 @@ class SpanBuilder:
         kind = span.kind
         self.rows.append((
             trace_id.hex(), span_id.hex(), span.parent_span_id.hex() or None, span.trace_state or None,
-            span.name, SPAN_KINDS[kind] if 0 <= kind < 6 else str(kind), start, end,
-            STATUS_CODES[status.code] if 0 <= status.code < 3 else "UNSET", status.message or None,
+            self._dec.text(span.name, attrs, sc.SPANLAKE_REDACTED_NAME), SPAN_KINDS[kind] if 0 <= kind < 6
+            else str(kind), start, end, STATUS_CODES[status.code] if 0 <= status.code < 3 else "UNSET",
+            self._dec.text(status.message, attrs, sc.SPANLAKE_REDACTED_STATUS_MESSAGE) or None,
             service, env, scope_name, scope_version, span.dropped_attributes_count, span.flags,
             received_ns // 1000,
             [self._event(e) for e in span.events] if span.events else None,
@@ -260,7 +262,7 @@ class LogBuilder(_RecordBuilder):
         c["severity_text"].append(rec.severity_text or None)
         event_name = getattr(rec, "event_name", "") or attrs.get("event.name")
         c["event_name"].append(str(event_name) if event_name else None)
-        body = self._dec.value(rec.body) if rec.HasField("body") else None
+        body = self._dec.body(rec.body, attrs, sc.SPANLAKE_REDACTED_BODY) if rec.HasField("body") else None
         c["body"].append(_body_text(body))
         if self.normalizer is not None and event_name:
             self.normalizer.log(str(event_name), attrs, body, rec.trace_id, rec.span_id, when, service)

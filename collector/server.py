@@ -161,6 +161,7 @@ class Collector:
         m.set("spanlake_duplicates_total", self._writer_total("duplicates"))
         m.set("spanlake_genai_duplicates_total", self._writer_total("genai_duplicates"))
         m.set("spanlake_genai_unpriced_total", self._writer_total("genai_unpriced"))
+        m.set("spanlake_redacted_values_total", self._writer_total("redacted_values"))
         m.set("spanlake_flush_total", self._writer_total("flushes"))
         m.set("spanlake_flush_seconds_sum", self._writer_total("flush_seconds"))
         m.set("spanlake_flush_seconds_last", max((float(st.get("last_flush_s", 0)) for st in

@@ -8,6 +8,8 @@ mapping it is handed; every component receives the finished :class:`Settings`.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ class Settings:
     http_workers: int = 8
     http_max_connections: int = 512
     max_attribute_bytes: int = 64 * 1024
+    max_attribute_key_bytes: int = 1024
     max_anyvalue_depth: int = 16
     writers: int = 2
     flush_interval_s: float = 1.0
@@ -58,6 +61,8 @@ class Settings:
     dedup_window_spans: int = 2_000_000
     log_level: str = "INFO"
     ui_password: str | None = None
+    redact: bool = True
+    redact_patterns: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,7 +70,8 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
-        positive = ("writers", "max_request_bytes", "http_request_timeout_s", "http_workers", "http_max_connections", "max_attribute_bytes", "max_anyvalue_depth", "flush_max_rows",
+        positive = ("writers", "max_request_bytes", "http_request_timeout_s", "http_workers", "http_max_connections",
+                    "max_attribute_bytes", "max_attribute_key_bytes", "max_anyvalue_depth", "flush_max_rows",
                     "max_backlog_bytes", "wal_segment_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -74,6 +80,11 @@ class Settings:
             raise ValueError("flush_interval_s must be positive")
         if self.retention_days < 0:
             raise ValueError("retention_days must be >= 0 (0 keeps everything)")
+        for pattern in self.redact_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"redact_patterns: {pattern!r} is not a valid regex: {exc}") from None
 
     @property
     def lake_dir(self) -> Path:
@@ -100,6 +111,8 @@ SETTINGS_DOC: tuple[Setting, ...] = (
                             "waiting connections cost no thread)."),
     Setting("http_max_connections", "OTLP/HTTP: open connections above which new ones are closed at once."),
     Setting("max_attribute_bytes", "Longer attribute values are truncated and listed in spanlake.truncated."),
+    Setting("max_attribute_key_bytes", "Longer attribute keys are truncated (with a marker) and listed in "
+                                       "spanlake.truncated."),
     Setting("max_anyvalue_depth", "Deeper nested AnyValues are cut and stored as a marker string."),
     Setting("writers", "Lake-writer processes; each owns one WAL shard (2 uses both cores of a 2-core machine)."),
     Setting("flush_interval_s", "Longest time an acknowledged item waits before its Delta commit."),
@@ -118,6 +131,11 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("dedup_window_spans", "How many recent (trace_id, span_id) keys the writer remembers to drop retries."),
     Setting("log_level", "Python logging level of the server processes."),
     Setting("ui_password", "If set, `spanlake ui` asks for this password first (set it when binding beyond 127.0.0.1)."),
+    Setting("redact", "Replace secrets before they are stored: credential header/api-key attributes whole; sk-/sk-proj-/"
+                      "sk-ant- keys, AWS key ids and Bearer tokens in any text; marked [REDACTED:kind], listed in "
+                      "spanlake.redacted, counted in spanlake_redacted_values_total."),
+    Setting("redact_patterns", "Extra regexes whose matches are redacted too (a TOML list; in the environment a "
+                               "JSON list or one regex per line). Each makes every stored string pay a regex search."),
 )
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
@@ -143,7 +161,26 @@ def _coerce(name: str, raw: Any) -> Any:
         return int(raw)
     if kind == "float":
         return float(raw)
+    if kind == "tuple[str, ...]":
+        return _string_tuple(name, raw)
     return str(raw)
+
+
+def _string_tuple(name: str, raw: Any) -> tuple[str, ...]:
+    """A TOML list, or a string holding a JSON list or one item per line, → a tuple of strings."""
+    if isinstance(raw, (list, tuple)):
+        return tuple(str(x) for x in raw)
+    text = str(raw).strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError:
+            items = None
+        if isinstance(items, list):
+            return tuple(str(x) for x in items)
+    if not text:
+        return ()
+    return tuple(line for line in text.splitlines() if line.strip())
 
 
 def read_config_file(path: Path | None) -> dict[str, Any]:

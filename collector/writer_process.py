@@ -26,6 +26,7 @@ from spanlake.collector.convert import LogBuilder, MetricBuilder, SpanBuilder
 from spanlake.collector.genai_dedup import GenAIDedup
 from spanlake.collector.normalize import GenAINormalizer
 from spanlake.collector.otlp_proto import SIGNALS
+from spanlake.collector.redaction import Redactor
 from spanlake.collector.settings import Settings
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import LakeMaintainer, LakeWriter, lake_size
@@ -75,7 +76,9 @@ class LakeWriterLoop:
         # Position just after the last record converted: what a flush may commit. (The reader
         # itself may be ahead, holding records of its current chunk not yet converted.)
         self.consumed = min(self.positions.values())
-        decoder = AttributeDecoder(settings.max_attribute_bytes, settings.max_anyvalue_depth)
+        self.decoder = decoder = AttributeDecoder(
+            settings.max_attribute_bytes, settings.max_anyvalue_depth,
+            Redactor(settings.redact_patterns) if settings.redact else None, settings.max_attribute_key_bytes)
         self.genai = GenAINormalizer()  # prices, content rows; shared by the span and log builders
         self.genai_dedup = GenAIDedup()
         self.builders: dict[str, Any] = {
@@ -162,7 +165,8 @@ class LakeWriterLoop:
             self.lake.append(schema.SPAN_CONTENT, data, position, self.shard)
             self.positions[schema.SPAN_CONTENT] = position
             self.counters[f"written_{schema.SPAN_CONTENT}"] += data.num_rows
-        self.counters.update(self.genai.counters(), genai_duplicates=self.genai_dedup.marked)
+        self.counters.update(self.genai.counters(), genai_duplicates=self.genai_dedup.marked,
+                             redacted_values=self.decoder.redacted)
 
     def report(self, position: int | None = None) -> None:
         try:

@@ -74,6 +74,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from spanlake.analytics import Window, analyze, load_config
+    from spanlake.ui.formatting import terminal_safe
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
@@ -92,7 +93,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
               f"{len(outcome.failures)} failed, {firing} alerts firing, "
               f"{len(outcome.transitions)} changed; catalog {outcome.catalog}", flush=True)
         for name, error in outcome.failures.items():
-            print(f"  job {name} failed: {error}", file=sys.stderr)
+            print(terminal_safe(f"  job {name} failed: {error}"), file=sys.stderr)
         if not args.every:
             return 1 if outcome.failures else 0
         elapsed = (dt.datetime.now(dt.timezone.utc) - now).total_seconds()
@@ -108,36 +109,38 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from spanlake.analytics import Window, build_report, load_config, render_json, render_text
     from spanlake.collector.storage.reader import open_snapshot
+    from spanlake.ui.formatting import terminal_safe
 
     settings = _settings(args)
     now = dt.datetime.now(dt.timezone.utc)
     with open_snapshot(settings.lake_dir) as snap:
         report = build_report(snap, load_config(settings.extra), now, Window.last(args.window, now),
                               settings.lake_dir)
-    print(render_json(report) if args.json else render_text(report))
+    print(terminal_safe(render_json(report) if args.json else render_text(report)))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from spanlake.collector.status import lake_status, render_status
+    from spanlake.ui.formatting import terminal_safe
 
     settings = _settings(args)
-    print(render_status(lake_status(settings)))
+    print(terminal_safe(render_status(lake_status(settings))))
     return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from spanlake.collector.storage.reader import open_snapshot
-    from spanlake.ui.formatting import format_table
+    from spanlake.ui.formatting import format_table, terminal_safe
 
     settings = _settings(args)
     with open_snapshot(settings.lake_dir) as snap:
         try:
             result = snap.sql(args.query)
         except Exception as exc:  # CLI boundary: show the SQL error, exit non-zero
-            print(f"error: {exc}", file=sys.stderr)
+            print(terminal_safe(f"error: {exc}"), file=sys.stderr)  # errors may quote lake values
             return 1
-    print(format_table(result, args.format))
+    print(terminal_safe(format_table(result, args.format)))
     return 0
 
 

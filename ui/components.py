@@ -2,11 +2,14 @@
 
 Charts are Altair (it ships with Streamlit) so a time axis, a waterfall and two overlaid
 distributions all look alike; tables are ``st.dataframe`` with units in their column formats.
+Text that came from spans (names, content, model and feature names, alert evidence) is shown as text:
+``st.text``/``st.code``, or :func:`plain` inside markdown, never as markup of its own.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +33,17 @@ FORMATS: Mapping[str, Any] = {
     "mean_baseline": RATIO, "mean_current": RATIO, "change_pct": st.column_config.NumberColumn(format="%+.1f %%"),
     "control": RATIO, "candidate": RATIO, "score": RATIO,
 }
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # all ASCII punctuation: CommonMark escapes each
+
+
+def plain(value: object) -> str:
+    """Span-derived text for a markdown context (st.markdown, badges, captions, labels): every ASCII
+    punctuation backslash-escaped and line breaks flattened, so it renders as the text it is — no image
+    beacons, links or autolinks, styling, colour directives, math or HTML."""
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+
+
 STATUS_COLORS = alt.Scale(domain=["ok", "error"], range=["#4c78a8", "#e45756"])
 
 
@@ -58,7 +72,7 @@ def time_chart(frame: pd.DataFrame, y: str, color: str | None = None, title: str
                kind: str = "line", height: int = 260) -> None:
     """A metric over time buckets (``bucket`` column), one series per ``color`` value."""
     if frame.empty:
-        empty(f"no data for {title or y}")
+        empty(f"no data for {plain(title or y)}")
         return
     base = alt.Chart(frame, title=title or alt.Undefined, height=height)
     mark = base.mark_bar() if kind == "bar" else base.mark_line(point=len(frame) < 60)
@@ -73,7 +87,7 @@ def bar_chart(frame: pd.DataFrame, category: str, value: str, title: str = "", c
               percent: bool = False) -> None:
     """Horizontal bars, biggest first (what a ranking reads best as); ``color`` groups bars side by side."""
     if frame.empty:
-        empty(f"no data for {title or value}")
+        empty(f"no data for {plain(title or value)}")
         return
     chart = alt.Chart(frame, title=title or alt.Undefined, height=alt.Step(14 if color else 24))
     encoding: dict[str, Any] = {"y": alt.Y(f"{category}:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
@@ -139,25 +153,31 @@ def _messages(raw: Any) -> list[dict[str, Any]]:
     return [m for m in value if isinstance(m, dict)] if isinstance(value, list) else []
 
 
-def _part_text(part: Mapping[str, Any]) -> str:
+def _part(part: Mapping[str, Any]) -> None:
+    """One message part as text: a text part as it was said, any other part as its JSON."""
     if part.get("type") in (None, "text") and isinstance(part.get("content"), str):
-        return str(part["content"])
-    return f"```json\n{json.dumps(part, indent=2)[:4000]}\n```"
+        st.text(str(part["content"]))
+    else:
+        st.code(json.dumps(part, indent=2, default=str)[:4000], language="json")
 
 
 def conversation(system: Any, inputs: Any, outputs: Any) -> None:
-    """Captured messages as a chat: system instructions, the input turns, then the answer."""
+    """Captured messages as a chat: system instructions, the input turns, then the answer — as text, since
+    what a model or user said is data, not markup (it may hold image beacons or links)."""
     instructions = _messages(system)
     if instructions:
         with st.chat_message("system", avatar=":material/settings:"):
-            st.markdown("\n\n".join(_part_text(p) for p in instructions))
+            for p in instructions:
+                _part(p)
     for message in [*_messages(inputs), *_messages(outputs)]:
         role = str(message.get("role") or "assistant")
         avatar = None if role in ("user", "assistant") else ":material/build:"  # tool and other roles
         with st.chat_message(role, avatar=avatar):
-            st.markdown("\n\n".join(_part_text(p) for p in message.get("parts", []) if isinstance(p, dict)))
+            for p in message.get("parts", []):
+                if isinstance(p, dict):
+                    _part(p)
             if message.get("finish_reason"):
-                st.caption(f"finish reason: {message['finish_reason']}")
+                st.caption(f"finish reason: {plain(message['finish_reason'])}")
 
 
 def duration_text(length: Any) -> str:

@@ -1,4 +1,8 @@
-"""Render Arrow tables for a terminal: aligned text, CSV, or JSON (an array of row objects)."""
+"""Render Arrow tables for a terminal: aligned text, CSV, or JSON (an array of row objects).
+
+Whatever comes from the lake came from senders: terminal control characters in it (ESC sequences that
+retitle the window, rewrite the screen or hide text; other C0/C1 controls; bidi overrides) are stripped.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,20 @@ import datetime as dt
 import decimal
 import io
 import json
+import re
 from typing import Any
 
 import pyarrow as pa
+
+# ESC sequences whole (CSI, OSC up to BEL/ST, DCS/SOS/PM/APC up to ST, two-character ones), then any other
+# C0 control but tab and newline, DEL, C1 controls, and the bidi embedding/override/isolate characters.
+_CONTROLS = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|[ -~]?)"
+                       "|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` without terminal control sequences or characters (tab and newline stay)."""
+    return _CONTROLS.sub("", text)
 
 
 def _json_default(value: Any) -> Any:
@@ -29,11 +44,11 @@ def _cell(value: Any) -> str:
         return "NULL"
     if isinstance(value, (dict, list)):
         return json.dumps(value, default=_json_default)
-    return str(value)
+    return terminal_safe(str(value))
 
 
 def format_table(table: pa.Table, fmt: str = "table", max_width: int = 60) -> str:
-    """Render ``table`` as 'table', 'csv' or 'json'."""
+    """Render ``table`` as 'table', 'csv' or 'json' (control characters stripped; JSON escapes them)."""
     rows = table.to_pylist()
     names = table.column_names
     if fmt == "json":

@@ -14,6 +14,7 @@ import time
 import streamlit as st
 from spanlake.analytics.window import Window, parse_duration
 from spanlake.ui import data
+from spanlake.ui.components import plain
 
 WINDOWS = ("1h", "6h", "24h", "7d", "30d")
 DEFAULT_WINDOW = "24h"
@@ -41,7 +42,7 @@ def _as_of() -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(raw)
     except ValueError:
-        st.sidebar.warning(f"ignoring as_of={raw!r}: not an ISO date-time")
+        st.sidebar.warning(f"ignoring as_of={plain(repr(raw))}: not an ISO date-time")
         return None
     return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment
 

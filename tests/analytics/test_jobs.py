@@ -153,3 +153,17 @@ def test_collector_serves_budgets(tmp_path):
     spend = doc["budgets"][0]["spend_usd"]
     assert spend == pytest.approx(3.0) or now.hour == 0  # a run straddling midnight UTC sees a new day
     assert doc["budgets"][0]["status"] == "exceeded" and doc["exceeded"] == ["daily"]
+
+
+def test_slack_body_escapes_names_from_spans():
+    """A model or feature name is data: `<!channel>` must not ping, `<url|text>` must not become a link."""
+    model = "gpt-4o<!channel>"
+    alert = Alert("k2", "outage", "critical", f"errors on {model}", f"5 of 9 calls to <https://evil|{model}> & more",
+                  "fail over", "feature <!here>", "errors")
+    _, transitions = reconcile(None, [alert], NOW)
+    text = json.loads(webhook_body(transitions, "slack"))["text"]
+    assert "<" not in text and ">" not in text.replace("\n> ", "\n")
+    assert "gpt-4o&lt;!channel&gt;" in text and "&lt;https://evil|gpt-4o&lt;!channel&gt;&gt; &amp; more" in text
+    assert "feature &lt;!here&gt;" in text
+    doc = json.loads(webhook_body(transitions, "json"))  # the JSON format keeps values as they are
+    assert doc["alerts"][0]["title"] == f"errors on {model}"

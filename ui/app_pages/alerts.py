@@ -16,9 +16,11 @@ def when(value: object) -> str:
 
 
 def playbook(alert: dict[str, object]) -> None:
-    st.markdown(f"**Evidence:** {alert['evidence']}  \n**Do now:** {alert['mitigation']}  \n"
-                f"**Look at:** {alert['where_to_look']}  \n"
-                f"_{alert['category']} · {alert['severity']} · from {alert['source']} · first seen "
+    """The alert's fields as text inside our own layout (evidence quotes model and feature names from spans)."""
+    p = ui.plain
+    st.markdown(f"**Evidence:** {p(alert['evidence'])}  \n**Do now:** {p(alert['mitigation'])}  \n"
+                f"**Look at:** {p(alert['where_to_look'])}  \n"
+                f"_{p(alert['category'])} · {p(alert['severity'])} · from {p(alert['source'])} · first seen "
                 f"{when(alert['first_seen'])} · last seen {when(alert['last_seen'])}_")
 
 
@@ -33,10 +35,10 @@ st.subheader(f"Firing ({len(firing)})")
 if firing.empty:
     ui.empty("Nothing firing.")
 for alert in firing.sort_values("severity").to_dict("records"):
-    ui.badge(f"**{alert['title']}**", "bad" if alert["severity"] == "critical" else "warn")
+    ui.badge(f"**{ui.plain(alert['title'])}**", "bad" if alert["severity"] == "critical" else "warn")
     playbook(alert)
 
 st.subheader(f"Resolved ({len(resolved)})")
 for alert in resolved.sort_values("resolved_at", ascending=False).to_dict("records"):
-    with st.expander(f"✓ {alert['title']} — resolved {when(alert['resolved_at'])}"):
+    with st.expander(f"✓ {ui.plain(alert['title'])} — resolved {when(alert['resolved_at'])}"):
         playbook(alert)

@@ -25,8 +25,9 @@ def slo_section() -> None:
     for slo in slos.to_dict("records"):
         value = "no data" if slo["value"] is None or pd.isna(slo["value"]) else f"{slo['value']:.3g}"
         level = {"ok": "ok", "breach": "bad"}.get(slo["status"], "warn")
-        ui.badge(f"**{slo['slo']}** — {slo['metric']} = {value} (max {slo['max']:g}) over {slo['count']:,} calls, "
-                 f"{slo['filters']}: **{slo['status']}**", level)
+        p = ui.plain
+        ui.badge(f"**{p(slo['slo'])}** — {p(slo['metric'])} = {value} (max {slo['max']:g}) over {slo['count']:,} "
+                 f"calls, {p(slo['filters'])}: **{p(slo['status'])}**", level)
 
 
 def percentile_bars(frame: pd.DataFrame, label: str) -> None:

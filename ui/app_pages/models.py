@@ -17,8 +17,9 @@ if changes.empty:
     ui.empty("No request model changed its response model or fingerprint in this window.")
 else:
     for change in changes.to_dict("records"):
-        ui.badge(f"**{change['request_model']}** answered by a new {change['field']}: {change['old_value']} → "
-                 f"**{change['new_value']}** since {change['changed_at']:%Y-%m-%d %H:%M} UTC "
+        p = ui.plain
+        ui.badge(f"**{p(change['request_model'])}** answered by a new {p(change['field'])}: {p(change['old_value'])} → "
+                 f"**{p(change['new_value'])}** since {change['changed_at']:%Y-%m-%d %H:%M} UTC "
                  f"({change['calls_since']:,} calls)", "warn")
 
 timeline = data.model_timeline(scope, data.bucket_for(scope.window))

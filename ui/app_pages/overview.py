@@ -92,5 +92,5 @@ if firing.empty:
     ui.empty("Nothing firing.")
 else:
     for alert in firing.to_dict("records"):
-        ui.badge(f"**{alert['title']}** — {alert['evidence']}", "bad" if alert["severity"] == "critical" else "warn")
+        ui.badge(f"**{ui.plain(alert['title'])}** — {ui.plain(alert['evidence'])}", "bad" if alert["severity"] == "critical" else "warn")
     st.page_link("app_pages/alerts.py", label="Playbooks on the Alerts page", icon=":material/arrow_forward:")

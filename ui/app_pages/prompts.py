@@ -19,9 +19,10 @@ scope = current_scope()
 
 def show_verdicts(frame: pd.DataFrame) -> None:
     for row in frame.to_dict("records"):
-        reasons = "".join(f"\n- {r}" for r in str(row["reasons"]).split("; "))
-        ui.badge(f"**{row['prompt_name']}**: {row['candidate']} against {row['control']} → **{row['verdict']}**"
-                 f"{reasons}", LEVEL.get(row["verdict"], "warn"))
+        p = ui.plain
+        reasons = "".join(f"\n- {p(r)}" for r in str(row["reasons"]).split("; "))
+        ui.badge(f"**{p(row['prompt_name'])}**: {p(row['candidate'])} against {p(row['control'])} → "
+                 f"**{p(row['verdict'])}**{reasons}", LEVEL.get(row["verdict"], "warn"))
 
 
 def comparison(versions: pd.DataFrame) -> None:
@@ -33,7 +34,7 @@ def comparison(versions: pd.DataFrame) -> None:
     available = list(mine["prompt_version"])
     arms = default_arms(mine)
     if arms is None:
-        ui.empty(f"{name} has a single version in this window.")
+        ui.empty(f"{ui.plain(name)} has a single version in this window.")
         return
     candidate = cols[1].selectbox("Candidate", available, index=available.index(arms[0]), key="prompt_candidate")
     control = cols[2].selectbox("Control", available, index=available.index(arms[1]), key="prompt_control")

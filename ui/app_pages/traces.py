@@ -48,7 +48,7 @@ def filters() -> tuple[tuple[tuple[str, str], ...], str, str | None]:
     row = st.columns(4)
     tag = row[0].selectbox("Tag", data.tag_keys(scope), index=None, placeholder="any tag", key="f_tag")
     if tag:
-        chosen.append(pick(row[1], f"{tag} =", f"tag:{tag}", free_text=True))
+        chosen.append(pick(row[1], f"{ui.plain(tag)} =", f"tag:{tag}", free_text=True))  # a label is markdown
     return tuple(c for c in chosen if c), text.strip(), status
 
 
@@ -127,7 +127,7 @@ def trace_view(trace_id: str) -> None:
             st.query_params.pop(name, None)
         st.rerun()
     view = data.trace(scope, trace_id, at_param())
-    st.subheader(f"Trace `{trace_id}`")
+    st.subheader(f"Trace {ui.plain(trace_id)}")  # from the URL: shown as text, whatever a link carries
     if view.spans.empty:
         st.warning("No spans of this trace in the selected window. Widen the window, or open it from the list "
                    "(its link carries the trace's time).")
@@ -146,8 +146,8 @@ def trace_view(trace_id: str) -> None:
         ui.table(view.scores, ["evaluation_name", "score", "label", "explanation", "span_id", "time"])
     talked = set(view.content["span_id"]) if len(view.content) else set()
     for _, span in rows.iterrows():
-        title = f"{span['label'].strip()} · {span['duration_ms']:,.0f} ms" + (
-            f" · {span['request_model']}" if _present(span["request_model"]) else "") + (
+        title = f"{ui.plain(span['label'].strip())} · {span['duration_ms']:,.0f} ms" + (
+            f" · {ui.plain(span['request_model'])}" if _present(span["request_model"]) else "") + (
             " · :red[error]" if span["status"] == "error" else "")
         with st.expander(title, expanded=span["span_id"] in talked or span["status"] == "error"):
             span_detail(span, view.content)
