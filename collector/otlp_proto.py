@@ -212,12 +212,21 @@ def _parse_tolerant(cls: type[Message], data: bytes, outcome: ParseOutcome) -> M
 
 
 def _replace_bad_attributes(data: bytes, attr_field: int, outcome: ParseOutcome) -> bytes:
-    """Rebuild an item's bytes with each unparsable attribute swapped for a marker string."""
+    """Rebuild an item's bytes with each unparsable attribute swapped for a marker string (and values
+    nested too deep for a stored request cut)."""
     out = bytearray()
     for number, wire, start, vstart, end in iter_fields(data):
         if number == attr_field and wire == 2:
             kv_bytes = data[vstart:end]
-            if _parse_tolerant(common_pb2.KeyValue, kv_bytes, outcome) is None:
+            kv = _parse_tolerant(common_pb2.KeyValue, kv_bytes, outcome)
+            if kv is not None:  # parses alone, may still be too deep inside its message: cut it
+                cuts = outcome.depth_cuts
+                _cut_any_value(kv.value, 0, outcome)
+                if outcome.depth_cuts != cuts:
+                    payload = kv.SerializeToString()
+                    out += bytes([(attr_field << 3) | 2]) + _encode_varint(len(payload)) + payload
+                    continue
+            if kv is None:
                 key = _salvage_key(kv_bytes)
                 marker = common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=DROPPED_VALUE_MARKER))
                 payload = marker.SerializeToString()

@@ -168,3 +168,15 @@ def _describe_answer(signal: str, body: bytes) -> str:
 def describe(entry: QuarantineEntry) -> dict[str, Any]:
     """An entry as a plain dict, for JSON output."""
     return asdict(entry)
+
+
+def payload_text(signal: str, payload: bytes, limit: int = 20_000) -> str:
+    """A quarantined payload for reading: OTLP/JSON when it parses, else why not and its first bytes in hex."""
+    from google.protobuf import json_format
+    from spanlake.collector.otlp_proto import SIGNALS
+
+    try:
+        text = json_format.MessageToJson(SIGNALS[signal].request.FromString(payload), indent=1)
+    except Exception as exc:  # the reason it was set aside may be exactly this
+        return f"(payload does not parse as an OTLP {signal} request: {exc})\n{payload[:256].hex()}"
+    return text if len(text) <= limit else text[:limit] + f"\n… [{len(text) - limit} more characters]"
