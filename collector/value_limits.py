@@ -24,6 +24,7 @@ TOKEN_KEYS = frozenset(src.key for e in ALL_EMITTERS for column in _TOKEN_COLUMN
                        for src in e.columns.get(column, ()) if not src.path)
 HTTP_STATUS_KEYS = frozenset({sc.HTTP_RESPONSE_STATUS_CODE, sc.HTTP_STATUS_CODE_OLD})
 GUARDED_KEYS = TOKEN_KEYS | HTTP_STATUS_KEYS
+_LIMIT = {**{k: MAX_TOKENS for k in TOKEN_KEYS}, **{k: MAX_HTTP_STATUS for k in HTTP_STATUS_KEYS}}
 
 
 def _number(value: Any) -> float | int | None:
@@ -52,17 +53,19 @@ def _in_range(number: float | int, high: int) -> bool:
 
 def reject_implausible(attrs: dict[str, Any]) -> None:
     """Drop token-count and HTTP-status attributes whose value is out of range, listing their keys."""
-    guarded = GUARDED_KEYS.intersection(attrs)
-    if not guarded:
-        return
-    rejected = []
-    for key in sorted(guarded):
-        number = _number(attrs[key])
-        if number is not None and not _in_range(number, MAX_TOKENS if key in TOKEN_KEYS else MAX_HTTP_STATUS):
-            del attrs[key]
-            rejected.append(key)
+    rejected = None
+    for key in GUARDED_KEYS.intersection(attrs):
+        value = attrs[key]
+        high = _LIMIT[key]
+        if type(value) is int and 0 <= value <= high:  # the common case, kept cheap: this runs per span
+            continue
+        number = _number(value)
+        if number is not None and not _in_range(number, high):
+            rejected = [*(rejected or ()), key]
     if rejected:
-        attrs[sc.SPANLAKE_REJECTED_ATTRIBUTES] = rejected
+        for key in rejected:
+            del attrs[key]
+        attrs[sc.SPANLAKE_REJECTED_ATTRIBUTES] = sorted(rejected)
 
 
 def note_clamped(attrs: dict[str, Any], what: str) -> None:
