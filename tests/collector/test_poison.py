@@ -3,7 +3,7 @@ good spans that must all land; a WAL record no writer can read is quarantined, c
 retried; one absurd token count cannot exhaust a budget.
 
 Everything runs against a real collector process with ONE writer, so every request shares the WAL
-shard a poison record would block. Time budget: about 60 s on a loaded 2-core machine.
+shard a poison record would block. Time budget: about 70 s on a loaded 2-core machine (60 s idle).
 """
 
 from __future__ import annotations
