@@ -57,6 +57,8 @@ def _spend(lake: Lake, budget: Budget, now: dt.datetime) -> pd.DataFrame:
     for dim, value in budget.filters.items():
         t = t.filter(lake.dimension(t, dim) == value)
     cost = t.cost_usd.fill_null(0.0)
+    if lake.has("spans", "cost_suspect"):  # a call above max_call_cost_usd never counts (older lakes lack the flag)
+        cost = t.cost_suspect.fill_null(False).ifelse(0.0, cost)
     metrics = {"spend_usd": (t.start_time >= ibis.literal(start)).ifelse(cost, 0.0).sum(),
                "trailing_usd": (t.start_time >= ibis.literal(trailing_start)).ifelse(cost, 0.0).sum()}
     if budget.per:

@@ -117,7 +117,7 @@ def _int_or_none(text: str) -> int | None:
     value = to_int(text)
     if value is None and text not in ("true", "false"):
         number = to_float(text)  # a float that is a whole number (JSON text "12.0")
-        value = int(number) if number is not None and number.is_integer() else None
+        value = to_int(number) if number is not None and number.is_integer() else None
     return value
 
 

@@ -14,12 +14,20 @@ import pyarrow.compute as pc
 from spanlake.collector.attributes import AttributeDecoder, encode_value, extend_map
 from spanlake.collector.normalize import GenAINormalizer, SpanBatch, SpanContent, resource_identity
 from spanlake.collector.storage import schema
+from spanlake.collector.value_limits import (
+    MAX_INT64,
+    clamp_count,
+    clamp_counts,
+    note_clamped,
+    reject_implausible,
+    time_or_zero,
+)
 from spanlake.instrumentation import semconv as sc
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")
 TEMPORALITY = ("UNSPECIFIED", "DELTA", "CUMULATIVE")
-CLOCK_ADJUSTED = "spanlake.clock_adjusted"
+CLOCK_ADJUSTED = sc.SPANLAKE_CLOCK_ADJUSTED
 _EPOCH_DAY = dt.date(1970, 1, 1)
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -111,8 +119,9 @@ class SpanBuilder:
     def _add_span(self, span: Any, resource: tuple[list[str], list[str]], service: str | None, env: str | None,
                   scope_name: str | None, scope_version: str | None, received_ns: int) -> None:
         attrs = self._dec.to_dict(span.attributes)
+        reject_implausible(attrs)
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
-        if start <= 0 or end < start or start > received_ns + self._skew:
+        if start <= 0 or end < start or start > received_ns + self._skew or end > MAX_INT64:
             start, end = self._repair_clock(start, end, received_ns, attrs)
         trace_id, span_id, status = span.trace_id, span.span_id, span.status
         taken = self.normalizer.take_content(attrs, scope_name)
@@ -127,7 +136,7 @@ class SpanBuilder:
             self._dec.text(status.message, attrs, sc.SPANLAKE_REDACTED_STATUS_MESSAGE) or None,
             service, env, scope_name, scope_version, span.dropped_attributes_count, span.flags,
             received_ns // 1000,
-            [self._event(e) for e in span.events] if span.events else None,
+            [self._event(e, attrs) for e in span.events] if span.events else None,
             [self._link(ln) for ln in span.links] if span.links else None))
         self.attrs.add(attrs)
         self.res_attrs.add_encoded(*resource)
@@ -135,6 +144,10 @@ class SpanBuilder:
     def _repair_clock(self, start: int, end: int, received_ns: int, attrs: dict[str, Any]) -> tuple[int, int]:
         """Keep times as sent unless they are unusable; say what was changed in an attribute."""
         reasons = []
+        if start > MAX_INT64:
+            start, reasons = 0, ["start_time beyond 2^63-1 ns"]
+        if end > MAX_INT64:
+            end, reasons = 0, reasons + ["end_time beyond 2^63-1 ns"]
         if start <= 0:
             start, reasons = (end if end > 0 else received_ns), ["start_time missing"]
         if end <= 0:
@@ -143,15 +156,18 @@ class SpanBuilder:
             end, reasons = start, reasons + ["end before start"]
         if start > received_ns + self._skew:
             duration = end - start
-            start, end = received_ns, received_ns + duration
+            start, end = received_ns, min(received_ns + duration, MAX_INT64)
             reasons.append("start_time in the future")
         if reasons:
             attrs[CLOCK_ADJUSTED] = "; ".join(reasons)
         return start, end
 
-    def _event(self, event: Any) -> dict[str, Any]:
+    def _event(self, event: Any, span_attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = self._dec.to_dict(event.attributes)
-        return {"time_unix_nano": event.time_unix_nano, "name": event.name,
+        when = event.time_unix_nano
+        if when > MAX_INT64:
+            when = time_or_zero(when, f"event {event.name!r} time_unix_nano", span_attrs)
+        return {"time_unix_nano": when, "name": event.name,
                 "attributes": [(k, encode_value(v)) for k, v in attrs.items()]}
 
     def _link(self, link: Any) -> dict[str, Any]:
@@ -189,7 +205,8 @@ class SpanBuilder:
                 src = starts if name == "start_time" else ends
                 arrays[name] = pc.divide(src, 1000).cast(schema.TS)
             elif name == "duration_ms":
-                arrays[name] = pc.divide(pc.subtract(ends, starts).cast(pa.float64()), 1e6)
+                # unsafe: durations beyond 2^53 ns (104 days) lose float precision, nothing else
+                arrays[name] = pc.divide(pc.subtract(ends, starts).cast(pa.float64(), safe=False), 1e6)
             elif name == schema.PARTITION_COLUMN:
                 arrays[name] = pc.divide(starts, _NS_PER_DAY).cast(pa.int32()).cast(pa.date32())
             elif name == "received_time":
@@ -251,11 +268,15 @@ class LogBuilder(_RecordBuilder):
              scope_version: str | None, received_ns: int) -> None:
         c = self.cols
         attrs = self._dec.to_dict(rec.attributes)
+        sent, observed = rec.time_unix_nano, rec.observed_time_unix_nano
+        if sent > MAX_INT64 or observed > MAX_INT64:
+            sent = time_or_zero(sent, "time_unix_nano", attrs)
+            observed = time_or_zero(observed, "observed_time_unix_nano", attrs)
         # Many GenAI log records carry only observed time; fall back to it, then to receive time.
-        when = rec.time_unix_nano or rec.observed_time_unix_nano or received_ns
+        when = sent or observed or received_ns
         c["time"].append(when // 1000)
-        c["time_unix_nano"].append(rec.time_unix_nano)
-        c["observed_time_unix_nano"].append(rec.observed_time_unix_nano)
+        c["time_unix_nano"].append(sent)
+        c["observed_time_unix_nano"].append(observed)
         c["trace_id"].append(rec.trace_id.hex() or None)
         c["span_id"].append(rec.span_id.hex() or None)
         c["severity_number"].append(rec.severity_number)
@@ -318,42 +339,57 @@ class MetricBuilder(_RecordBuilder):
         if kind is None:
             return
         data = getattr(metric, kind)
+        temporality = None
+        if hasattr(data, "aggregation_temporality"):
+            code = data.aggregation_temporality
+            temporality = TEMPORALITY[code] if 0 <= code < len(TEMPORALITY) else None
         for point in data.data_points:
             c = self.cols
-            when = point.time_unix_nano or received_ns
-            base = {"time": when // 1000, "time_unix_nano": point.time_unix_nano,
-                    "start_time_unix_nano": point.start_time_unix_nano, "name": metric.name,
+            attrs = self._dec.to_dict(point.attributes)
+            sent, start = point.time_unix_nano, point.start_time_unix_nano
+            if sent > MAX_INT64 or start > MAX_INT64:
+                sent = time_or_zero(sent, "time_unix_nano", attrs)
+                start = time_or_zero(start, "start_time_unix_nano", attrs)
+            if temporality is None and hasattr(data, "aggregation_temporality"):
+                note_clamped(attrs, f"aggregation_temporality {data.aggregation_temporality} unknown, stored as "
+                                    "UNSPECIFIED")
+            when = sent or received_ns
+            base = {"time": when // 1000, "time_unix_nano": sent,
+                    "start_time_unix_nano": start, "name": metric.name,
                     "description": metric.description or None, "unit": metric.unit or None, "type": kind,
                     "is_monotonic": data.is_monotonic if kind == "sum" else None,
-                    "aggregation_temporality": TEMPORALITY[data.aggregation_temporality]
+                    "aggregation_temporality": temporality or "UNSPECIFIED"
                     if hasattr(data, "aggregation_temporality") else None,
                     "service_name": service, "scope_name": scope[0], "scope_version": scope[1],
                     "flags": point.flags, "received_time": received_ns // 1000,
                     schema.PARTITION_COLUMN: _days(when)}
-            base.update(_point_values(kind, point))
+            base.update(_point_values(kind, point, attrs))
             for name in c:
                 c[name].append(base.get(name))
-            self.attrs.add(self._dec.to_dict(point.attributes))
+            self.attrs.add(attrs)
             self.res_attrs.add(resource)
 
 
 
-def _point_values(kind: str, p: Any) -> dict[str, Any]:
-    """The value columns of one data point, by metric type."""
+def _point_values(kind: str, p: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The value columns of one data point, by metric type (uint64 counts clamped to int64, noted in attrs)."""
     if kind in ("gauge", "sum"):
         return {"value": p.as_double if p.WhichOneof("value") == "as_double" else float(p.as_int)}
     if kind == "histogram":
-        return {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
+        return {"count": clamp_count(p.count, "count", attrs), "sum": p.sum if p.HasField("sum") else None,
                 "min": p.min if p.HasField("min") else None, "max": p.max if p.HasField("max") else None,
-                "bucket_counts": list(p.bucket_counts), "explicit_bounds": list(p.explicit_bounds)}
+                "bucket_counts": clamp_counts(p.bucket_counts, "bucket_counts", attrs),
+                "explicit_bounds": list(p.explicit_bounds)}
     if kind == "exponential_histogram":
-        return {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
+        return {"count": clamp_count(p.count, "count", attrs), "sum": p.sum if p.HasField("sum") else None,
                 "min": p.min if p.HasField("min") else None, "max": p.max if p.HasField("max") else None,
-                "exp_scale": p.scale, "exp_zero_count": p.zero_count,
-                "exp_positive_offset": p.positive.offset, "exp_positive_counts": list(p.positive.bucket_counts),
-                "exp_negative_offset": p.negative.offset, "exp_negative_counts": list(p.negative.bucket_counts)}
+                "exp_scale": p.scale, "exp_zero_count": clamp_count(p.zero_count, "zero_count", attrs),
+                "exp_positive_offset": p.positive.offset,
+                "exp_positive_counts": clamp_counts(p.positive.bucket_counts, "positive.bucket_counts", attrs),
+                "exp_negative_offset": p.negative.offset,
+                "exp_negative_counts": clamp_counts(p.negative.bucket_counts, "negative.bucket_counts", attrs)}
     if kind == "summary":
-        return {"count": p.count, "sum": p.sum,
+        return {"count": clamp_count(p.count, "count", attrs), "sum": p.sum,
                 "quantiles": [{"quantile": q.quantile, "value": q.value} for q in p.quantile_values]}
     return {}
 

@@ -27,16 +27,22 @@ def to_str(value: Any) -> str | None:
     return text or None
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def to_int(value: Any) -> int | None:
+    """An integer that an int64 column holds (beyond that: None, never an overflow), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    else:
+        return None
+    return number if number in _INT64 else None
 
 
 def to_float(value: Any) -> float | None:
@@ -61,7 +67,7 @@ def to_str_list(value: Any) -> list[str] | None:
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.startswith("[") else [value]
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # "[" * 5000 is text, not a list
             value = [value]
     if isinstance(value, list):
         return [str(v) for v in value]
@@ -73,7 +79,7 @@ def json_str(value: Any) -> str | None:
     if isinstance(value, str) and value.startswith('"'):
         try:
             decoded = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # "[" * 5000 is text, not a list
             return value
         return to_str(decoded)
     return to_str(value)

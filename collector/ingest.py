@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from spanlake.collector.errors import InvalidPayload, Overloaded
 from spanlake.collector.otlp_json import parse_json
-from spanlake.collector.otlp_proto import SIGNALS, ParseOutcome, parse_protobuf
+from spanlake.collector.otlp_proto import SIGNALS, ParseOutcome, parse_protobuf, readable_payload
 from spanlake.collector.self_metrics import SelfMetrics
 from spanlake.collector.wal import WriteAheadLog
 
@@ -95,8 +95,16 @@ class Ingest:
             self._metrics.add("spanlake_requests_total", protocol=protocol, outcome="invalid")
             raise InvalidPayload("undecodable OTLP payload: " + "; ".join(outcome.problems[:3]))
         if kept:
-            modified = fmt == "json" or rejected or outcome.repaired_strings or outcome.dropped_attributes
-            payload = outcome.request.SerializeToString() if modified else body
+            # The body as sent is stored only when it is exactly what was parsed; otherwise the
+            # re-serialised request, checked to parse strictly (what the writer will do with it).
+            if fmt == "json" or invalid or outcome.modified:
+                try:
+                    payload = readable_payload(signal, outcome)
+                except DecodeError as exc:
+                    self._metrics.add("spanlake_requests_total", protocol=protocol, outcome="invalid")
+                    raise InvalidPayload(f"OTLP payload not storable after repair: {exc}") from exc
+            else:
+                payload = body
             self._shard(signal, outcome.request).append(signal, payload, received_ns)
         message = _describe(outcome, invalid)
         self._count(signal, protocol, kept, rejected)
@@ -137,6 +145,10 @@ def _describe(outcome: ParseOutcome, invalid_ids: int) -> str:
         parts.append(f"{outcome.repaired_strings} string(s) with invalid UTF-8 repaired with U+FFFD")
     if outcome.dropped_attributes:
         parts.append(f"{outcome.dropped_attributes} undecodable attribute value(s) replaced by a marker")
+    if outcome.dropped_parts:
+        parts.append(f"{outcome.dropped_parts} undecodable resource/scope part(s) dropped, their items kept")
+    if outcome.depth_cuts:
+        parts.append(f"{outcome.depth_cuts} value(s) nested too deep cut with a marker")
     return "; ".join(parts)
 
 

@@ -46,8 +46,12 @@ GENAI_COLUMNS: tuple[str, ...] = (
     "output_tokens", "total_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
     "ttft_s", "is_stream", "finish_reasons", "user_id", "session_id", "feature", "prompt_name",
     "prompt_version", "error_type", "cost_usd", "output_chars", "emitter", "request_params", "tags",
-    "prompt_template", "http_status", "ttft_source", "cost_source", "price_version",
+    "prompt_template", "http_status", "ttft_source", "cost_source", "price_version", "cost_suspect",
 )
+# Token counts beyond this are not a real call's (the attribute guard rejects them at the span; this
+# catches values read from inside JSON text): nulled, so no sum or price is driven by them.
+MAX_TOKENS = 10**9
+DEFAULT_MAX_CALL_COST_USD = 1000.0
 LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 # gen_ai.operation.name values of the semconv (1.37-1.41); other emitters' kinds are mapped onto these.
 SEMCONV_OPERATIONS = LLM_OPERATIONS | {"execute_tool", "invoke_agent", "create_agent", "invoke_workflow",
@@ -143,8 +147,10 @@ def _coalesced(ix: AttrIndex, sources: Sequence[Src], cache: dict[Src, pa.Array 
 class GenAINormalizer:
     """Per writer process: the emitter cache, the price book and the pending content rows."""
 
-    def __init__(self, prices: PriceBook | None = None, content: ct.ContentCollector | None = None) -> None:
+    def __init__(self, prices: PriceBook | None = None, content: ct.ContentCollector | None = None,
+                 max_call_cost_usd: float = DEFAULT_MAX_CALL_COST_USD) -> None:
         self.prices = prices if prices is not None else PriceBook()
+        self.max_call_cost_usd = max_call_cost_usd
         self.content = content if content is not None else ct.ContentCollector()
         self._scopes: dict[str | None, EmitterMap | None] = {}
 
@@ -315,7 +321,11 @@ class GenAINormalizer:
             if fix.any():
                 out = where(fix, pc.subtract(out, 1), out)
                 recompute |= fix
-        total = get("total_tokens")
+        inp, out = _plausible_tokens(inp), _plausible_tokens(out)
+        for name in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+            if name in cols:
+                cols[name] = _plausible_tokens(cols[name])
+        total = _plausible_tokens(get("total_tokens"))
         either = rows.genai & (valid(inp) | valid(out))
         redo = either & (recompute | ~valid(total))
         if redo.any():
@@ -383,8 +393,26 @@ class GenAINormalizer:
                        null_column(n, "cost_source"))
         version = where(reported, cols["emitter"], null_column(n, "price_version"))
         cols["cost_usd"] = cost
+        cols["cost_suspect"] = cost_suspect(cost, self.max_call_cost_usd)
         cols["cost_source"] = where(priced, pa.array(np.full(n, PRICE_SOURCE, object), pa.string()), source)
         cols["price_version"] = where(priced, pa.array(np.full(n, PRICE_VERSION, object), pa.string()), version)
+
+
+def _plausible_tokens(counts: pa.Array) -> pa.Array:
+    """Token counts with values outside 0..MAX_TOKENS nulled."""
+    if counts.null_count == len(counts):
+        return counts
+    bad = pc.or_(pc.less(counts, 0), pc.greater(counts, MAX_TOKENS))
+    if not pc.any(bad).as_py():
+        return counts
+    return pc.if_else(pc.fill_null(bad, False), pa.scalar(None, counts.type), counts)
+
+
+def cost_suspect(cost: pa.Array, max_call_cost_usd: float) -> pa.Array:
+    """Per row: is the cost implausible for one call (above the bound, negative, NaN or infinite); NULL without a cost."""
+    cost = cost.cast(pa.float64())
+    finite = pc.is_finite(cost)
+    return pc.or_kleene(pc.invert(finite), pc.or_(pc.greater(cost, max_call_cost_usd), pc.less(cost, 0.0)))
 
 
 def _operation_from_name(cols: dict[str, pa.Array], get: Any, batch: SpanBatch, rows: np.ndarray) -> None:

@@ -4,7 +4,10 @@ The fast path is one C-level ``ParseFromString``. When that fails, :func:`salvag
 format level by level (resource → scope → span/log/metric) and parses each item on its own:
 invalid UTF-8 is repaired with U+FFFD (through a twin message type whose strings are bytes), an
 attribute that cannot be parsed (too deep, corrupt) is replaced by a marker, and only items that
-still fail are rejected and counted. Pure functions, no I/O.
+still fail are rejected and counted. A resource or scope that cannot be parsed is dropped (its items
+kept) and counted too. :func:`readable_payload` is what goes to the WAL: bytes the writer's strict
+parse is known to read (a part that parses alone can still be too deep inside a whole request).
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +28,13 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 DROPPED_VALUE_MARKER = "[spanlake: attribute value dropped: undecodable or nested too deep]"
+DEPTH_CUT_MARKER = "[spanlake: nested deeper than the depth limit]"
+# Nesting levels (kvlist/array) an AnyValue may keep in a stored request: each kvlist level costs the
+# protobuf parser 3 message levels of its limit of 100, and a span attribute sits ~8 levels down.
+MAX_STORED_VALUE_DEPTH = 24
+# Resource- and scope-level wire fields holding attributes (Resource.attributes, InstrumentationScope.attributes).
+_RESOURCE_ATTRIBUTES_FIELD = 1
+_SCOPE_ATTRIBUTES_FIELD = 3
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,16 @@ class ParseOutcome:
     rejected: int = 0
     repaired_strings: int = 0
     dropped_attributes: int = 0
+    dropped_parts: int = 0  # resources/scopes that could not be parsed (their items are kept)
+    depth_cuts: int = 0  # values nested too deep for the stored request, cut with a marker
+    salvaged: bool = False  # the strict parse failed: the body as sent is not what may be stored
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def modified(self) -> bool:
+        """Whether the parsed request differs from the body as sent (then the body must not be stored)."""
+        return bool(self.salvaged or self.rejected or self.repaired_strings or self.dropped_attributes
+                    or self.dropped_parts or self.depth_cuts)
 
 
 # --- wire format ---------------------------------------------------------------------------
@@ -193,12 +212,21 @@ def _parse_tolerant(cls: type[Message], data: bytes, outcome: ParseOutcome) -> M
 
 
 def _replace_bad_attributes(data: bytes, attr_field: int, outcome: ParseOutcome) -> bytes:
-    """Rebuild an item's bytes with each unparsable attribute swapped for a marker string."""
+    """Rebuild an item's bytes with each unparsable attribute swapped for a marker string (and values
+    nested too deep for a stored request cut)."""
     out = bytearray()
     for number, wire, start, vstart, end in iter_fields(data):
         if number == attr_field and wire == 2:
             kv_bytes = data[vstart:end]
-            if _parse_tolerant(common_pb2.KeyValue, kv_bytes, outcome) is None:
+            kv = _parse_tolerant(common_pb2.KeyValue, kv_bytes, outcome)
+            if kv is not None:  # parses alone, may still be too deep inside its message: cut it
+                cuts = outcome.depth_cuts
+                _cut_any_value(kv.value, 0, outcome)
+                if outcome.depth_cuts != cuts:
+                    payload = kv.SerializeToString()
+                    out += bytes([(attr_field << 3) | 2]) + _encode_varint(len(payload)) + payload
+                    continue
+            if kv is None:
                 key = _salvage_key(kv_bytes)
                 marker = common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=DROPPED_VALUE_MARKER))
                 payload = marker.SerializeToString()
@@ -231,15 +259,29 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _salvage_item(types: SignalTypes, data: bytes, outcome: ParseOutcome) -> Message | None:
-    item = _parse_tolerant(types.item, data, outcome)
-    if item is None and types.item_attributes_field is not None:
+def _salvage_part(cls: type[Message], data: bytes, attr_field: int | None, outcome: ParseOutcome) -> Message | None:
+    """A message parsed tolerantly, else with its unparsable attributes swapped for markers; None if neither."""
+    part = _parse_tolerant(cls, data, outcome)
+    if part is None and attr_field is not None:
         try:
-            rebuilt = _replace_bad_attributes(data, types.item_attributes_field, outcome)
+            rebuilt = _replace_bad_attributes(data, attr_field, outcome)
         except DecodeError:
             return None
-        item = _parse_tolerant(types.item, rebuilt, outcome)
-    return item
+        part = _parse_tolerant(cls, rebuilt, outcome)
+    return part
+
+
+def _salvage_item(types: SignalTypes, data: bytes, outcome: ParseOutcome) -> Message | None:
+    return _salvage_part(types.item, data, types.item_attributes_field, outcome)
+
+
+def _utf8(chunk: bytes, outcome: ParseOutcome) -> str:
+    """A string field's bytes as text; invalid UTF-8 is repaired with U+FFFD and counted."""
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        outcome.repaired_strings += 1
+        return chunk.decode("utf-8", "replace")
 
 
 def _salvage_scope(types: SignalTypes, data: bytes, out: Any, outcome: ParseOutcome) -> None:
@@ -253,9 +295,12 @@ def _salvage_scope_fields(types: SignalTypes, data: bytes, out: Any, outcome: Pa
     for number, wire, _s, vstart, end in iter_fields(data, truncated_tail=True):
         chunk = data[vstart:end]
         if number == 1 and wire == 2:
-            scope = _parse_tolerant(common_pb2.InstrumentationScope, chunk, outcome)
+            scope = _salvage_part(common_pb2.InstrumentationScope, chunk, _SCOPE_ATTRIBUTES_FIELD, outcome)
             if scope is not None:
                 out.scope.CopyFrom(scope)
+            else:
+                outcome.dropped_parts += 1
+                outcome.problems.append("undecodable instrumentation scope dropped (its items kept)")
         elif number == 2 and wire == 2:
             item = _salvage_item(types, chunk, outcome)
             if item is None:
@@ -263,7 +308,7 @@ def _salvage_scope_fields(types: SignalTypes, data: bytes, out: Any, outcome: Pa
             else:
                 getattr(out, types.item_list).append(item)
         elif number == 3 and wire == 2:
-            out.schema_url = chunk.decode("utf-8", "replace")
+            out.schema_url = _utf8(chunk, outcome)
 
 
 def _salvage_resource(types: SignalTypes, data: bytes, out: Any, outcome: ParseOutcome) -> None:
@@ -277,9 +322,12 @@ def _salvage_resource_fields(types: SignalTypes, data: bytes, out: Any, outcome:
     for number, wire, _s, vstart, end in iter_fields(data, truncated_tail=True):
         chunk = data[vstart:end]
         if number == 1 and wire == 2:
-            resource = _parse_tolerant(resource_pb2.Resource, chunk, outcome)
+            resource = _salvage_part(resource_pb2.Resource, chunk, _RESOURCE_ATTRIBUTES_FIELD, outcome)
             if resource is not None:
                 out.resource.CopyFrom(resource)
+            else:
+                outcome.dropped_parts += 1
+                outcome.problems.append("undecodable resource dropped (its items kept)")
         elif number == 2 and wire == 2:
             scope_level = getattr(out, types.scope_list).add()
             try:
@@ -288,13 +336,13 @@ def _salvage_resource_fields(types: SignalTypes, data: bytes, out: Any, outcome:
             except DecodeError:
                 _salvage_scope(types, chunk, scope_level, outcome)
         elif number == 3 and wire == 2:
-            out.schema_url = chunk.decode("utf-8", "replace")
+            out.schema_url = _utf8(chunk, outcome)
 
 
 def salvage(signal: str, body: bytes) -> ParseOutcome:
     """Parse what can be parsed of a request whose strict parse failed."""
     types = SIGNALS[signal]
-    outcome = ParseOutcome(types.request())
+    outcome = ParseOutcome(types.request(), salvaged=True)
     try:
         for number, wire, _s, vstart, end in iter_fields(body, truncated_tail=True):
             if number != 1 or wire != 2:
@@ -307,7 +355,7 @@ def salvage(signal: str, body: bytes) -> ParseOutcome:
                 _salvage_resource(types, chunk, resource_level, outcome)
     except DecodeError as exc:
         outcome.problems.append(f"request cut short or corrupt after the recovered items ({exc})")
-    if outcome.problems and not outcome.rejected:
+    if outcome.problems and not outcome.rejected and outcome.dropped_parts < len(outcome.problems):
         outcome.rejected = 1  # something was lost; how many items it held cannot be known
     return outcome
 
@@ -318,3 +366,52 @@ def parse_protobuf(signal: str, body: bytes) -> ParseOutcome:
         return ParseOutcome(SIGNALS[signal].request.FromString(body))
     except DecodeError:
         return salvage(signal, body)
+
+
+# --- what may be stored ----------------------------------------------------------------------
+
+def _cut_deep_values(msg: Message, outcome: ParseOutcome) -> None:
+    """Replace every AnyValue nested deeper than MAX_STORED_VALUE_DEPTH by a marker string, in place."""
+    for fd, value in msg.ListFields():
+        if fd.message_type is None:
+            continue
+        for child in (value if _is_repeated(fd) else [value]):
+            if child.DESCRIPTOR is common_pb2.AnyValue.DESCRIPTOR:
+                _cut_any_value(child, 0, outcome)
+            else:
+                _cut_deep_values(child, outcome)
+
+
+def _cut_any_value(value: Any, depth: int, outcome: ParseOutcome) -> None:
+    kind = value.WhichOneof("value")
+    if kind not in ("array_value", "kvlist_value"):
+        return
+    if depth >= MAX_STORED_VALUE_DEPTH:
+        value.string_value = DEPTH_CUT_MARKER
+        outcome.depth_cuts += 1
+        return
+    if kind == "array_value":
+        for child in value.array_value.values:
+            _cut_any_value(child, depth + 1, outcome)
+    else:
+        for kv in value.kvlist_value.values:
+            _cut_any_value(kv.value, depth + 1, outcome)
+
+
+def readable_payload(signal: str, outcome: ParseOutcome) -> bytes:
+    """The parsed request serialised so that the writer's strict parse reads it back.
+
+    Only called when the body as sent cannot be stored (salvaged, repaired or JSON). Values nested
+    too deep for a whole request are cut (and counted); raises DecodeError if it still does not parse.
+    """
+    request_type = SIGNALS[signal].request
+    payload = outcome.request.SerializeToString()
+    try:
+        request_type.FromString(payload)
+        return payload
+    except DecodeError:
+        pass
+    _cut_deep_values(outcome.request, outcome)
+    payload = outcome.request.SerializeToString()
+    request_type.FromString(payload)  # raises if even that is not enough
+    return payload

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
-from spanlake.collector.normalize import LLM_OPERATIONS
+from spanlake.collector.normalize import DEFAULT_MAX_CALL_COST_USD, LLM_OPERATIONS, cost_suspect
 from spanlake.collector.pricing import PRICE_SOURCE, PRICE_VERSION, PriceBook
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import table_path
@@ -57,8 +57,9 @@ def _new_costs(table: pa.Table, prices: PriceBook) -> tuple[list[float | None], 
     return costs, sources, versions, len(rows)
 
 
-def reprice(lake_dir: Path, since: dt.date) -> RepriceResult:
-    """Reprice every span that started on or after ``since`` (UTC day) and rewrite those partitions."""
+def reprice(lake_dir: Path, since: dt.date, max_call_cost_usd: float = DEFAULT_MAX_CALL_COST_USD) -> RepriceResult:
+    """Reprice every span that started on or after ``since`` (UTC day) and rewrite those partitions;
+    ``cost_suspect`` is recomputed for every row against ``max_call_cost_usd``."""
     path = str(table_path(lake_dir, schema.SPANS))
     predicate = f"{schema.PARTITION_COLUMN} >= '{since.isoformat()}'"
     for attempt in range(_RETRIES):
@@ -71,6 +72,12 @@ def reprice(lake_dir: Path, since: dt.date) -> RepriceResult:
                                    ("price_version", versions, pa.string())):
             position = data.schema.get_field_index(name)
             data = data.set_column(position, data.schema.field(position), pa.array(values, kind))
+        suspect = cost_suspect(pa.array(costs, pa.float64()), max_call_cost_usd)
+        if "cost_suspect" in data.column_names:  # a lake written before the flag existed gains it (schema merge)
+            position = data.schema.get_field_index("cost_suspect")
+            data = data.set_column(position, data.schema.field(position), suspect)
+        else:
+            data = data.append_column(pa.field("cost_suspect", pa.bool_()), suspect)
         if data.num_rows == 0:
             return RepriceResult(0, 0, 0)
         data = data.sort_by([(schema.SORT_COLUMN[schema.SPANS], "ascending")])

@@ -16,6 +16,8 @@ _HELP = {
     "spanlake_genai_duplicates_total": ("counter", "LLM calls seen by a second instrumentation (stored, marked duplicate_of)."),
     "spanlake_genai_unpriced_total": ("counter", "LLM calls whose model genai-prices does not know (cost left NULL)."),
     "spanlake_redacted_values_total": ("counter", "Stored values (attributes, names, bodies, content) that had a secret replaced."),
+    "spanlake_quarantined_records_total": ("counter", "WAL records the lake writer could not convert, set aside "
+                                           "in the quarantine (spanlake quarantine list), by signal."),
     "spanlake_writer_restarts_total": ("counter", "Lake-writer processes restarted after dying."),
     "spanlake_queue_bytes": ("gauge", "Write-ahead-log bytes acknowledged but not yet in the lake."),
     "spanlake_flush_seconds_last": ("gauge", "Duration of the last lake commit."),

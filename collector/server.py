@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spanlake.collector.ingest import Ingest
+from spanlake.collector.quarantine import Quarantine
 from spanlake.collector.receivers.otlp_grpc import GrpcReceiver
 from spanlake.collector.receivers.otlp_http import GetRoute, HttpReceiver
 from spanlake.collector.self_metrics import SelfMetrics
@@ -86,6 +87,7 @@ class Collector:
             self.writers.stop(5)
             raise RuntimeError("lake writer processes did not start")
         self._capacity = WriterCapacity()
+        self.quarantine = Quarantine(settings.quarantine_dir)
         self.ingest = Ingest(self.wals, self.metrics, self.backlog_limit, self.backlog_bytes)
         routes: dict[str, GetRoute] = {"/healthz": self._healthz, "/metrics": self._prometheus}
         routes.update(extra_routes or {})
@@ -166,6 +168,11 @@ class Collector:
         m.set("spanlake_flush_seconds_sum", self._writer_total("flush_seconds"))
         m.set("spanlake_flush_seconds_last", max((float(st.get("last_flush_s", 0)) for st in
                                                   self._writer_stats.values()), default=0.0))
+        # Counted from the quarantine itself, so the figure survives restarts (entries are kept when retried).
+        for signal in ("traces", "logs", "metrics"):
+            m.set("spanlake_quarantined_records_total", 0, signal=signal)
+        for signal, count in self.quarantine.counts().items():
+            m.set("spanlake_quarantined_records_total", count, signal=signal)
         if "lake_bytes" in ws:
             m.set("spanlake_lake_bytes", ws["lake_bytes"])
             m.set("spanlake_lake_files", ws["lake_files"])

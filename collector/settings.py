@@ -59,6 +59,7 @@ class Settings:
     retention_days: int = 0
     clock_skew_s: float = 24 * 3600.0
     dedup_window_spans: int = 2_000_000
+    max_call_cost_usd: float = 1000.0
     log_level: str = "INFO"
     ui_password: str | None = None
     redact: bool = True
@@ -78,6 +79,8 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         if self.flush_interval_s <= 0:
             raise ValueError("flush_interval_s must be positive")
+        if not self.max_call_cost_usd > 0:
+            raise ValueError("max_call_cost_usd must be positive")
         if self.retention_days < 0:
             raise ValueError("retention_days must be >= 0 (0 keeps everything)")
         for pattern in self.redact_patterns:
@@ -96,6 +99,11 @@ class Settings:
 
     def wal_shard_dir(self, shard: int) -> Path:
         return self.wal_dir / f"shard-{shard}"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """WAL records the lake writer could not convert (``spanlake quarantine``)."""
+        return self.data_dir / "quarantine"
 
 
 SETTINGS_DOC: tuple[Setting, ...] = (
@@ -129,6 +137,8 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("retention_days", "Partitions older than this many days are deleted (0 keeps everything)."),
     Setting("clock_skew_s", "Span times further than this in the future are clamped to the receive time."),
     Setting("dedup_window_spans", "How many recent (trace_id, span_id) keys the writer remembers to drop retries."),
+    Setting("max_call_cost_usd", "An LLM call costing more than this (USD) is stored with cost_suspect = true "
+                                 "and left out of budgets, so one absurd token count cannot exhaust them."),
     Setting("log_level", "Python logging level of the server processes."),
     Setting("ui_password", "If set, `spanlake ui` asks for this password first (set it when binding beyond 127.0.0.1)."),
     Setting("redact", "Replace secrets before they are stored: credential header/api-key attributes whole; sk-/sk-proj-/"

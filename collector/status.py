@@ -6,6 +6,7 @@ import json
 import urllib.request
 from typing import Any
 
+from spanlake.collector.quarantine import STATUS_QUARANTINED, Quarantine
 from spanlake.collector.server import read_ready_file
 from spanlake.collector.settings import Settings
 from spanlake.collector.storage import schema
@@ -36,8 +37,10 @@ def lake_status(settings: Settings) -> dict[str, Any]:
             tables[table] = {"rows": rows, "files": len(snap.files[table]), "version": snap.versions.get(table),
                              "first": str(first) if first else None, "last": str(last) if last else None}
     wal_bytes = sum(p.stat().st_size for p in settings.wal_dir.rglob("*.wal")) if settings.wal_dir.exists() else 0
+    entries = Quarantine(settings.quarantine_dir).entries()
+    quarantine = {"records": len(entries), "awaiting_retry": sum(e.status == STATUS_QUARANTINED for e in entries)}
     return {"data_dir": str(settings.data_dir), "collector": _collector_health(settings),
-            "tables": tables, "wal_bytes": wal_bytes}
+            "tables": tables, "wal_bytes": wal_bytes, "quarantine": quarantine}
 
 
 def render_status(status: dict[str, Any]) -> str:
@@ -49,6 +52,9 @@ def render_status(status: dict[str, Any]) -> str:
     else:
         lines.append("collector: not running")
     lines.append(f"write-ahead log: {status['wal_bytes']} bytes")
+    q = status["quarantine"]
+    lines.append(f"quarantine: {q['records']} record(s) set aside, {q['awaiting_retry']} awaiting retry"
+                 + (" (spanlake quarantine list)" if q["records"] else ""))
     for table, t in status["tables"].items():
         lines.append(f"{table:14s} {t['rows']:>12,d} rows  {t['files']:>5d} files  version {t['version']}  "
                      f"{t['first'] or '-'} .. {t['last'] or '-'}")

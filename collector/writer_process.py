@@ -21,16 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from spanlake.collector.attributes import AttributeDecoder
 from spanlake.collector.convert import LogBuilder, MetricBuilder, SpanBuilder
 from spanlake.collector.genai_dedup import GenAIDedup
 from spanlake.collector.normalize import GenAINormalizer
 from spanlake.collector.otlp_proto import SIGNALS
+from spanlake.collector.quarantine import Quarantine, payload_digest
 from spanlake.collector.redaction import Redactor
 from spanlake.collector.settings import Settings
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import LakeMaintainer, LakeWriter, lake_size
-from spanlake.collector.wal import WalReader, delete_segments_before, try_lock
+from spanlake.collector.wal import Record, WalReader, delete_segments_before, try_lock
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,12 @@ class RecentKeys:
 
 
 class LakeWriterLoop:
-    """Reads WAL records after the lake's committed positions and flushes them in batches."""
+    """Reads WAL records after the lake's committed positions and flushes them in batches.
+
+    Errors are handled per record: a record that fails to parse or convert is retried on its own,
+    and if it still fails it is set aside in the quarantine and the shard commits past it, so one
+    bad record never blocks the records after it. Lake (I/O) errors are not the record's fault and
+    still end the process (its restart resumes from the committed position)."""
 
     def __init__(self, settings: Settings, stats: Any, shard: int = 0) -> None:
         self.settings = settings
@@ -79,18 +86,23 @@ class LakeWriterLoop:
         self.decoder = decoder = AttributeDecoder(
             settings.max_attribute_bytes, settings.max_anyvalue_depth,
             Redactor(settings.redact_patterns) if settings.redact else None, settings.max_attribute_key_bytes)
-        self.genai = GenAINormalizer()  # prices, content rows; shared by the span and log builders
+        # prices, content rows; shared by the span and log builders
+        self.genai = GenAINormalizer(max_call_cost_usd=settings.max_call_cost_usd)
         self.genai_dedup = GenAIDedup()
         self.builders: dict[str, Any] = {
             schema.SPANS: SpanBuilder(decoder, int(settings.clock_skew_s * 1e9), self.genai),
             schema.LOGS: LogBuilder(decoder, self.genai),
             schema.METRIC_POINTS: MetricBuilder(decoder),
         }
+        self.quarantine = Quarantine(settings.quarantine_dir)
+        # Records of this shard already set aside (end position → payload digest): skipped on re-read.
+        self.quarantined = self.quarantine.positions(shard)
+        self.pending: list[Record] = []  # records in the builders now, for a record-by-record retry
         self.recent = RecentKeys(settings.dedup_window_spans)
         self._seed_recent()
         self.pending_since: float | None = None
         self.counters = {"duplicates": 0, "flushes": 0, "flush_seconds": 0.0, "last_flush_s": 0.0,
-                         "busy_s": 0.0, "consumed_bytes": 0,
+                         "busy_s": 0.0, "consumed_bytes": 0, "quarantined": 0,
                          **{f"written_{t}": 0 for t in schema.TABLES}}
 
     def _seed_recent(self) -> None:
@@ -112,9 +124,9 @@ class LakeWriterLoop:
             read_any = True
             self.counters["consumed_bytes"] += len(rec.payload)
             table = SIGNAL_TABLE[rec.signal]
-            if rec.end_position > self.positions[table]:  # else: committed before a restart
-                request = SIGNALS[rec.signal].request.FromString(rec.payload)
-                self.builders[table].add_request(request, rec.received_ns)
+            # else: committed before a restart, or set aside already
+            if rec.end_position > self.positions[table] and not self._already_quarantined(rec):
+                self._add(rec)
             self.consumed = rec.end_position
             if self.pending_since is None:
                 self.pending_since = time.monotonic()
@@ -126,42 +138,128 @@ class LakeWriterLoop:
             self.counters["busy_s"] += time.perf_counter() - started
         return read_any
 
+    def _already_quarantined(self, rec: Record) -> bool:
+        digest = self.quarantined.get(rec.end_position)
+        return digest is not None and digest == payload_digest(rec.payload)
+
+    def _add(self, rec: Record) -> None:
+        """Parse and convert one record into the builders; a failure sets it aside and rebuilds the rest."""
+        try:
+            self._convert(rec)
+        except Exception as exc:  # the record's fault (parse or conversion): never the shard's
+            self._set_aside(rec, exc)
+            self._rebuild()
+            return
+        self.pending.append(rec)
+
+    def _convert(self, rec: Record) -> None:
+        request = SIGNALS[rec.signal].request.FromString(rec.payload)
+        self.builders[SIGNAL_TABLE[rec.signal]].add_request(request, rec.received_ns)
+
+    def _reset_builders(self) -> None:
+        for builder in self.builders.values():
+            builder._reset()
+        self.genai.content.pending.clear()  # content rows come only from records since the last flush
+
+    def _rebuild(self) -> None:
+        """Start the builders over from the pending records (a failed record may have left half of itself)."""
+        records, self.pending = self.pending, []
+        self._reset_builders()
+        for rec in records:
+            try:
+                self._convert(rec)
+            except Exception as exc:  # converted before; fails now only with another record gone
+                self._set_aside(rec, exc)
+                continue
+            self.pending.append(rec)
+
+    def _set_aside(self, rec: Record, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        self.quarantine.put(self.shard, rec.end_position, rec.signal, rec.received_ns, rec.payload, error)
+        self.quarantined[rec.end_position] = payload_digest(rec.payload)
+        self.counters["quarantined"] += 1
+        logger.error("writer: WAL shard %d record ending at %d (%s, %d bytes) cannot be converted: %s; "
+                     "set aside in the quarantine (spanlake quarantine show %d-%d)", self.shard,
+                     rec.end_position, rec.signal, len(rec.payload), error, self.shard, rec.end_position)
+
     def _flush_due(self) -> bool:
         return self.pending_since is not None and (
             time.monotonic() - self.pending_since >= self.settings.flush_interval_s)
+
+    def _take_all(self) -> tuple[dict[str, pa.Table], list[tuple[bytes, bytes]]]:
+        """Every builder's rows as tables (span_content last: taking it remembers its keys), and the span ids."""
+        ids = list(self.builders[schema.SPANS].ids)
+        tables = {table: builder.take() for table, builder in self.builders.items() if len(builder)}
+        if len(self.genai.content):
+            tables[schema.SPAN_CONTENT] = self.genai.content.take()
+        return tables, ids
+
+    def _take_record_by_record(self) -> tuple[dict[str, pa.Table], list[tuple[bytes, bytes]]]:
+        """The batch failed as a whole: convert each pending record alone, set aside those that fail."""
+        records, self.pending = self.pending, []
+        logger.warning("writer: converting a batch of %d WAL records failed; converting them one by one",
+                       len(records))
+        parts: dict[str, list[pa.Table]] = {}
+        ids: list[tuple[bytes, bytes]] = []
+        for rec in records:
+            self._reset_builders()
+            try:
+                self._convert(rec)
+                tables, rec_ids = self._take_all()
+            except Exception as exc:  # this record is the bad one (or one of them)
+                self._set_aside(rec, exc)
+                continue
+            for table, data in tables.items():
+                parts.setdefault(table, []).append(data)
+            ids.extend(rec_ids)
+        self._reset_builders()
+        return {t: pa.concat_tables(p) for t, p in parts.items()}, ids
 
     def flush(self) -> None:
         """Commit every table's pending rows, each with the WAL position read so far."""
         position = self.consumed
         started = time.perf_counter()
-        for table, builder in self.builders.items():
-            if not len(builder):
+        try:
+            tables, ids = self._take_all()
+        except Exception:  # conversion of the batch failed: find the record(s) at fault
+            tables, ids = self._take_record_by_record()
+        self.pending = []
+        for table in (schema.SPANS, schema.LOGS, schema.METRIC_POINTS):
+            data = tables.get(table)
+            if data is None or not data.num_rows:
                 continue
             if table == schema.SPANS:
-                keep = [not self.recent.seen_or_add(k) for k in builder.ids]
-                data = self.genai_dedup.mark(builder.take(keep))
+                keep = [not self.recent.seen_or_add(k) for k in ids]
+                if not all(keep):
+                    data = data.filter(pa.array(keep))
+                data = self._mark_genai_duplicates(data)
                 self.counters["duplicates"] += len(keep) - data.num_rows
-            else:
-                data = builder.take()
             self.lake.append(table, data, position, self.shard)
             self.positions[table] = position
             self.counters[f"written_{table}"] += data.num_rows
-        self._flush_genai(position)
+        self._flush_genai(tables.get(schema.SPAN_CONTENT), position)
         elapsed = time.perf_counter() - started
         self.counters["flushes"] += 1
         self.counters["flush_seconds"] += elapsed
         self.counters["last_flush_s"] = elapsed
         self.pending_since = None
-        # Tables with nothing pending are caught up to here too; older segments can go.
+        # Tables with nothing pending are caught up to here too (records set aside are in the
+        # quarantine, which the writer consults on a re-read); older segments can go.
         delete_segments_before(self.wal_dir, position)
         # The builders' garbage is gone now: collect the young generations here, not mid-batch.
         gc.collect(1)
         self.report(position)
 
-    def _flush_genai(self, position: int) -> None:
-        """Commit the pending span_content rows and publish the normaliser's counters."""
-        if len(self.genai.content):
-            data = self.genai.content.take()
+    def _mark_genai_duplicates(self, data: pa.Table) -> pa.Table:
+        try:
+            return self.genai_dedup.mark(data)
+        except Exception:  # marking is an annotation: store the calls unmarked rather than not at all
+            logger.exception("writer: marking duplicate LLM calls failed; stored unmarked")
+            return data
+
+    def _flush_genai(self, data: pa.Table | None, position: int) -> None:
+        """Commit the span_content rows taken and publish the normaliser's counters."""
+        if data is not None and data.num_rows:
             self.lake.append(schema.SPAN_CONTENT, data, position, self.shard)
             self.positions[schema.SPAN_CONTENT] = position
             self.counters[f"written_{schema.SPAN_CONTENT}"] += data.num_rows

@@ -113,6 +113,14 @@ SPANLAKE_REDACTED_MARKER: Final = "[REDACTED:{kind}]"
 SPANLAKE_REDACTED_NAME: Final = "(name)"
 SPANLAKE_REDACTED_STATUS_MESSAGE: Final = "(status_message)"
 SPANLAKE_REDACTED_BODY: Final = "(body)"
+SPANLAKE_CLOCK_ADJUSTED: Final = "spanlake.clock_adjusted"
+"""Set by the collector when span times were unusable and repaired; says what was changed."""
+SPANLAKE_VALUE_CLAMPED: Final = "spanlake.value_clamped"
+"""Set by the collector when an integer or time was outside what the lake holds (e.g. >= 2^63); says what
+was clamped or replaced, and by what."""
+SPANLAKE_REJECTED_ATTRIBUTES: Final = "spanlake.rejected_attributes"
+"""Keys of attributes the collector dropped for an implausible value (token counts outside 0..10^9, HTTP
+status outside 0..999); the span is kept."""
 APP_FEATURE: Final = "app.feature"
 FEATURE: Final = "feature"
 

@@ -171,7 +171,7 @@ def cmd_reprice(args: argparse.Namespace) -> int:
         return 2
     settings = _settings(args)
     _setup_logging(settings.log_level)
-    result = reprice(settings.lake_dir, since)
+    result = reprice(settings.lake_dir, since, settings.max_call_cost_usd)
     print(f"repriced {result.repriced} of {result.rows_read} spans since {since.isoformat()}; "
           f"{result.unpriced} with a model genai-prices does not know (cost left NULL)")
     return 0
@@ -179,6 +179,52 @@ def cmd_reprice(args: argparse.Namespace) -> int:
 
 def cmd_erase(args: argparse.Namespace) -> int:
     return run_erase(_settings(args), args)
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """List, show or retry WAL records the lake writer set aside (see spanlake.collector.quarantine)."""
+    import json
+
+    from spanlake.collector.quarantine import STATUS_QUARANTINED, Quarantine, describe, payload_text, resend
+    from spanlake.collector.server import read_ready_file
+    from spanlake.ui.formatting import terminal_safe
+
+    settings = _settings(args)
+    quarantine = Quarantine(settings.quarantine_dir)
+    if args.action == "list":
+        entries = quarantine.entries()
+        if args.json:
+            print(json.dumps([describe(e) for e in entries], indent=1))
+            return 0
+        print(f"{len(entries)} record(s) in {settings.quarantine_dir}")
+        for e in entries:
+            print(terminal_safe(f"{e.id:>24s}  {e.signal:7s}  {e.status:11s}  {e.quarantined_at}  "
+                                f"{e.payload_bytes:>9,d} B  {e.error[:100]}"))
+        return 0
+    ids = [e.id for e in quarantine.entries() if e.status == STATUS_QUARANTINED] if args.all else args.ids
+    try:
+        entries = [quarantine.get(i) for i in ids]
+    except (KeyError, ValueError) as exc:
+        print(f"error: no quarantined record {exc}", file=sys.stderr)
+        return 1
+    if args.action == "show":
+        for e in entries:
+            print(json.dumps(describe(e), indent=1))
+            print(terminal_safe(payload_text(e.signal, quarantine.payload(e))))  # span text may hold ESC
+        return 0
+    info = read_ready_file(settings.data_dir)
+    if info is None:
+        print("error: retry re-sends records through the running collector; start `spanlake collector` first",
+              file=sys.stderr)
+        return 1
+    failed = 0
+    for e in entries:
+        status, answer = resend(quarantine.payload(e), e.signal, info["host"], info["http_port"], settings.auth_token)
+        if status == 200:
+            quarantine.mark_retried(e, answer)
+            print(f"{e.id}: re-sent ({answer})")
+        else:
+            failed += 1
+            print(f"{e.id}: collector answered {status}: {answer}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 UI_APP = Path(__file__).with_name("streamlit_app.py")
@@ -287,6 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_erase_parser(sub)
     _data_dir_flag(p)
     p.set_defaults(func=cmd_erase)
+    p = sub.add_parser("quarantine", help="WAL records the lake writer could not convert: list, show, retry")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("list", help="every record set aside, with its error and status")
+    _data_dir_flag(q)
+    q.add_argument("--json", action="store_true", help="JSON instead of a table")
+    for name, text in (("show", "a record's details and its payload as OTLP/JSON"),
+                       ("retry", "re-send records to the running collector (kept, marked retried; a record that "
+                                 "fails again is quarantined anew)")):
+        q = actions.add_parser(name, help=text)
+        _data_dir_flag(q)
+        q.add_argument("ids", nargs="*", metavar="ID", help="record id as shown by `spanlake quarantine list`")
+        q.add_argument("--all", action="store_true", help="every record not yet retried")
+    p.set_defaults(func=cmd_quarantine)
 
     p = sub.add_parser("analyze", help="run every analytic, write result tables, alerts and spanlake.duckdb")
     _data_dir_flag(p)

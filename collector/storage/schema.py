@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PARTITION_COLUMN = "dt"
 SPANS = "spans"
 LOGS = "logs"
@@ -104,6 +104,9 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     Column("price_version", pa.string(), "price data version used for cost_usd (e.g. genai-prices==0.2.3, or the emitter)"),
     Column("duplicate_of", pa.string(), "span_id of the span kept for the same LLM call seen by another "
            "instrumentation; filter duplicate_of IS NULL when summing tokens or cost"),
+    # Added for issue 12: one absurd value must not drive sums and budgets.
+    Column("cost_suspect", pa.bool_(), "cost_usd is above the max_call_cost_usd setting (or negative/not finite): "
+           "kept as computed but left out of budgets; NULL where there is no cost (and in rows written before)"),
     Column(PARTITION_COLUMN, pa.date32(), "UTC day of start_time (partition column)"),
 )
 
