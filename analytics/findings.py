@@ -11,7 +11,8 @@ from spanlake.analytics.alerts import Alert
 
 ANOMALY_CATEGORY = {"volume": "outage", "error_rate": "outage", "cost_per_request": "cost_spike",
                     "cost_per_hour": "cost_spike", "latency_p99_ms": "latency_spike", "ttft_p99_s": "latency_spike",
-                    "tokens_per_request": "cost_spike", "output_tokens_mean": "quality_regression"}
+                    "tokens_per_request": "cost_spike", "output_tokens_mean": "quality_regression",
+                    "cost_per_day": "cost_spike", "cost_per_request_day": "cost_spike"}
 MITIGATION = {
     "outage": "fail over to the fallback provider/model, raise retries with backoff, tell users",
     "cost_spike": "cap max_tokens, turn on prompt caching, route the feature to a cheaper model, "
@@ -59,11 +60,18 @@ def from_anomalies(frame: pd.DataFrame) -> list[Alert]:
     out = []
     for r in latest.to_dict("records"):
         category = ANOMALY_CATEGORY.get(r["metric"], "quality_regression")
+        hours = int(r.get("bucket_hours") or 1)
+        span = "hour" if hours == 1 else ("day" if hours == 24 else f"{hours} h")
+        feature = r.get("feature")
+        named = "" if r["dimension"] == "feature" or not isinstance(feature, str) else f", feature={feature}"
+        moved = r.get("moved_with")
+        with_ = f" with {moved}" if isinstance(moved, str) and moved else ""
         out.append(Alert(f"anomaly:{r['metric']}:{r['dimension']}:{r['group']}", category, "warning",
-                         f"{r['metric']} {r['direction']} for {r['dimension']}={r['group']}",
-                         f"{_f(r['value'])} at {r['bucket']:%Y-%m-%d %H:00} vs baseline {_f(r['baseline_mean'])} "
-                         f"± {_f(r['baseline_std'])} (z={r['z']:+.1f}, {int(r['count'])} calls)",
-                         MITIGATION[category], "result table anomalies; traces of that hour in the UI", "anomalies"))
+                         f"{r['metric']} {r['direction']} for {r['dimension']}={r['group']}{named}{with_}",
+                         f"{_f(r['value'])} in the {span} from {r['bucket']:%Y-%m-%d %H:00} vs baseline "
+                         f"{_f(r['baseline_mean'])} ± {_f(r['baseline_std'])} (z={r['z']:+.1f}, "
+                         f"{int(r['count'])} calls)",
+                         MITIGATION[category], f"result table anomalies; traces of that {span} in the UI", "anomalies"))
     return out
 
 
