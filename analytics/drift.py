@@ -4,6 +4,10 @@ For each group (prompt name/version and model by default), the current window is
 baseline window: two-sample KS test, PSI and effect size (Cohen's d, mean change). A group is
 judged only when both windows have at least ``min_n`` values; drift needs significance *and* a
 material shift (PSI), so huge samples don't flag trivial differences.
+
+A new prompt version or answering model has no baseline of its own, so output drift also follows
+each stream (feature, prompt name, model; see :mod:`streams`) across a change still in effect: the
+new value since the change against the stream's 7 days before it, attributed to that change.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 import pandas as pd
 from spanlake.analytics import stats
 from spanlake.analytics.lake import Lake, as_lake, to_frame
+from spanlake.analytics.streams import BASELINE, STREAM_KEYS, stream_changes, stream_filter
 from spanlake.analytics.window import Window
 from spanlake.instrumentation import semconv as sc
 
@@ -24,7 +29,10 @@ OUTPUT_GROUPS = ("prompt_name", "prompt_version", "request_model")
 OUTPUT_METRICS = ("output_tokens", "output_chars")
 EVAL_GROUPS = ("evaluation_name",)
 COLUMNS = ["metric", "group", "n_baseline", "n_current", "mean_baseline", "mean_current", "change_pct",
-           "ks_d", "ks_p", "psi", "cohens_d", "rate_baseline", "rate_current", "rate_p", "drift", "reason"]
+           "ks_d", "ks_p", "psi", "cohens_d", "rate_baseline", "rate_current", "rate_p", "drift", "reason",
+           "stream", "attributed_to", "changed_at", "design"]
+COINCIDE = dt.timedelta(hours=1)
+"""Two changes of one stream this close together are reported as one (a version shipped with a new model)."""
 
 
 @dataclass(frozen=True)
@@ -105,13 +113,65 @@ def _output_values(lake: Lake, window: Window, keys: Sequence[str], metrics: Seq
 
 
 def output_drift(source: Any, current: Window, baseline: Window, group_by: Sequence[str] = OUTPUT_GROUPS,
-                 metrics: Sequence[str] = OUTPUT_METRICS, params: DriftParams = DriftParams()) -> pd.DataFrame:
-    """Output tokens/characters drift per group, current vs baseline window; drifting groups first."""
+                 metrics: Sequence[str] = OUTPUT_METRICS, params: DriftParams = DriftParams(),
+                 streams: bool = True) -> pd.DataFrame:
+    """Output tokens/characters drift per group, current vs baseline window, plus one row per metric and
+    stream change still in effect (``streams``); drifting groups first."""
     lake = as_lake(source)
     base = _output_values(lake, baseline, group_by, metrics)
     cur = _output_values(lake, current, group_by, metrics)
     frame = _compare_frames(base, cur, group_by, metrics, params)
+    if streams:
+        frame = pd.concat([frame, stream_drift(lake, current, metrics, params)], ignore_index=True)
     return frame.sort_values(["drift", "psi"], ascending=[False, False], na_position="last", ignore_index=True)
+
+
+def describe_change(change: Any, others: pd.DataFrame) -> str:
+    """'prompt_version v1 → v2 at <time>' plus any other change of the same stream within ``COINCIDE``."""
+    text = f"{change['field']} {change['old_value']} → {change['new_value']} at {change['changed_at']:%Y-%m-%d %H:%M} UTC"
+    near = others[(others["stream"] == change["stream"]) & (others["field"] != change["field"])
+                  & ((others["changed_at"] - change["changed_at"]).abs() <= pd.Timedelta(COINCIDE))]
+    return text + "".join(f" with {o['field']} {o['old_value']} → {o['new_value']}" for o in near.to_dict("records"))
+
+
+def stream_drift(source: Any, window: Window, metrics: Sequence[str] = OUTPUT_METRICS,
+                 params: DriftParams = DriftParams()) -> pd.DataFrame:
+    """Per stream change still in effect in ``window``: the new value's outputs since the change against the
+    stream's ``BASELINE`` before it, attributed to the change (and any that coincide with it)."""
+    lake = as_lake(source)
+    changes = stream_changes(lake, window)
+    rows = []
+    for change in changes.to_dict("records"):
+        if _covered(change, changes):
+            continue
+        at = change["changed_at"].to_pydatetime()
+        base = _stream_values(lake, Window(at - BASELINE, at), change, metrics)
+        cur = _stream_values(lake, Window(at, window.end), change, metrics)
+        cur = cur[cur["value"] == change["new_value"]]
+        for metric in metrics:
+            row = compare(base[metric].to_numpy(float), cur[metric].to_numpy(float), params)
+            attributed = describe_change(change, changes)
+            if row["drift"]:
+                row["reason"] = f"{row['reason']}; since {attributed}"
+            rows.append({"metric": metric, "group": change["stream"], **row, "stream": change["stream"],
+                         "attributed_to": attributed, "changed_at": change["changed_at"],
+                         "design": change["design"]})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _covered(change: Mapping[str, Any], changes: pd.DataFrame) -> bool:
+    """A model change that coincides with a version change of the same stream is reported with it."""
+    if change["field"] == "prompt_version":
+        return False
+    return bool(((changes["stream"] == change["stream"]) & (changes["field"] == "prompt_version")
+                 & ((changes["changed_at"] - change["changed_at"]).abs() <= pd.Timedelta(COINCIDE))).any())
+
+
+def _stream_values(lake: Lake, window: Window, change: Mapping[str, Any], metrics: Sequence[str]) -> pd.DataFrame:
+    t = lake.spans(window)
+    t = t.filter(t.operation.isin(["chat", "text_completion", "generate_content"]) | t.operation.isnull())
+    t = stream_filter(lake, t, STREAM_KEYS, dict(change))
+    return to_frame(t.select(t[change["field"]].name("value"), *[t[m].cast("float64").name(m) for m in metrics]))
 
 
 def eval_scores(lake: Lake, window: Window, span_keys: Sequence[str]) -> pd.DataFrame:

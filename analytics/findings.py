@@ -88,9 +88,14 @@ def from_outliers(frame: pd.DataFrame) -> list[Alert]:
     return out
 
 
+def _since(row: Mapping[str, object]) -> str:
+    change = row.get("attributed_to")
+    return f" since {change}" if isinstance(change, str) and change else ""
+
+
 def from_drift(frame: pd.DataFrame, source: str) -> list[Alert]:
     return [Alert(f"drift:{source}:{r['metric']}:{r['group']}", "quality_regression", "warning",
-                  f"{r['metric']} drifted for {r['group']}", str(r["reason"]) + (
+                  f"{r['metric']} drifted for {r['group']}{_since(r)}", str(r["reason"]) + (
                       f"; positive rate {r['rate_baseline']:.2f} → {r['rate_current']:.2f}"
                       if pd.notna(r.get("rate_current")) else ""),
                   MITIGATION["quality_regression"], f"result table {source}; compare outputs in the UI", source)
@@ -106,11 +111,22 @@ def from_model_changes(frame: pd.DataFrame) -> list[Alert]:
             for r in frame.to_dict("records")]
 
 
+def prompt_category(reasons: str) -> str:
+    """cost_spike when every worse metric of a verdict is cost, else quality_regression."""
+    worse = [part.strip() for part in reasons.split(";") if part.strip().startswith("worse:")]
+    return "cost_spike" if worse and all(w.startswith("worse: cost_usd") for w in worse) else "quality_regression"
+
+
 def from_prompts(frame: pd.DataFrame) -> list[Alert]:
-    return [Alert(f"prompt:{r['prompt_name']}:{r['candidate']}", "quality_regression", "critical",
-                  f"prompt {r['prompt_name']} version {r['candidate']}: roll back", r["reasons"],
-                  f"route traffic back to version {r['control']}", "result table prompt_verdicts", "prompts")
-            for r in frame[frame["verdict"] == "roll back"].to_dict("records")]
+    out = []
+    for r in frame[frame["verdict"] == "roll back"].to_dict("records"):
+        sequential = r.get("design") == "sequential"
+        design = " (before/after, not randomised)" if sequential else ""
+        out.append(Alert(f"prompt:{r['prompt_name']}:{r['candidate']}", prompt_category(str(r["reasons"])),
+                         "warning" if sequential else "critical",
+                         f"prompt {r['prompt_name']} version {r['candidate']}: roll back{design}", r["reasons"],
+                         f"route traffic back to version {r['control']}", "result table prompt_verdicts", "prompts"))
+    return out
 
 
 def from_errors(frame: pd.DataFrame) -> list[Alert]:
