@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from span_factory import NOW, hourly_times, spans, write_lake
+from spanlake.analytics import anomalies
 from spanlake.analytics.anomalies import detect_anomalies, multi_metric_outliers
 from spanlake.analytics.config import AnomalyConfig
 from spanlake.analytics.findings import alerts_from_results
@@ -151,3 +152,19 @@ def test_daily_series_judge_a_feature_too_quiet_for_hours(lake_dir, snapshot):
     assert set(found.feature) == {"digest"}  # the tag's row names the feature inside it that moved
     per_request = found[(found.metric == "cost_per_request_day") & (found.group == "digest")].iloc[0]
     assert per_request.value / per_request.baseline_mean == pytest.approx(2.0, rel=0.1)
+
+
+def test_a_spike_that_began_before_the_window_is_still_judged_while_it_lasts(lake_dir, snapshot, monkeypatch):
+    """Cost per request doubled 60 h ago and still is: the last hour is judged against the week before the
+    change (flagged buckets leave the baseline), not against a baseline that has absorbed the spike."""
+    rng = np.random.default_rng(23)
+    write_lake(lake_dir, [_feature("agent", 40, 10 * 24, rng, spike_hours=60, spike=2.0)])
+    outcome = RunOutcome(results={"anomalies": detect_anomalies(snapshot(), DAY, AnomalyConfig())})
+    keys = {a.key for a in alerts_from_results(alert_results(outcome, DAY))}
+    assert "anomaly:cost_per_request:feature:agent" in keys
+    last = outcome.results["anomalies"]
+    last = last[(last.metric == "cost_per_request") & (last.bucket == NOW - dt.timedelta(hours=1))].iloc[0]
+    assert last.baseline_mean == pytest.approx(0.002, rel=0.05)  # the week before the change
+    monkeypatch.setattr(anomalies, "MASK_PASSES", 1)  # a baseline that keeps the spike: the last hour is "normal"
+    plain = detect_anomalies(snapshot(), DAY, AnomalyConfig())
+    assert plain[(plain.metric == "cost_per_request") & (plain.bucket == NOW - dt.timedelta(hours=1))].empty
