@@ -107,9 +107,11 @@ def hourly_metrics_expr(lake: Lake, window: Window, dimension: str) -> ir.Table:
         duration_sum=t.duration_ms.sum())
 
 
-def composition_expr(lake: Lake, window: Window, dimension: str) -> ir.Table:
-    """Calls and sums per hour, ``dimension`` value, feature, model and prompt version (for attribution)."""
+def composition_expr(lake: Lake, window: Window, dimension: str, groups: Sequence[str] | None = None) -> ir.Table:
+    """Calls and sums per hour, ``dimension`` value (of ``groups``), feature, model and prompt version."""
     t = lake.spans(window)
+    if groups is not None:
+        t = t.filter(lake.dimension(t, dimension).cast("string").isin(list(groups)))
     failed = lake.failed(t)
     tokens = t.total_tokens.coalesce(t.input_tokens.fill_null(0) + t.output_tokens.fill_null(0))
     version = (t.prompt_name.fill_null("") + ibis.literal("@") + t.prompt_version).name("prompt")
@@ -274,11 +276,11 @@ def detect_anomalies(source: Any, window: Window, config: AnomalyConfig = DEFAUL
     result = result[result["bucket"] >= pd.Timestamp(start) - pd.to_timedelta(result["bucket_hours"] - 1, "h")]
     if only_flagged:
         result = result[result["anomaly"]]
-    result = _attribute(lake, result, full)
+    result = _attribute(lake, result, full, config.history)
     return result.sort_values(["bucket", "metric", "group"], ignore_index=True)[COLUMNS]
 
 
-def _attribute(lake: Lake, result: pd.DataFrame, full: Window) -> pd.DataFrame:
+def _attribute(lake: Lake, result: pd.DataFrame, full: Window, history: dt.timedelta) -> pd.DataFrame:
     """Name, on each flagged row, the feature whose series moved and the model/prompt version that moved with it.
 
     For a feature (or tag) row the feature is the one whose share of the moved sum changed most
@@ -291,21 +293,26 @@ def _attribute(lake: Lake, result: pd.DataFrame, full: Window) -> pd.DataFrame:
     if flagged.empty:
         return result
     for dim in flagged["dimension"].unique():
-        comp = to_frame(composition_expr(lake, full, dim))
+        of_dim = flagged[flagged["dimension"] == dim]
+        since = max(of_dim["bucket"].min().to_pydatetime() - history, full.start)  # the baseline it moved from
+        comp = to_frame(composition_expr(lake, Window(since, full.end), dim,
+                                         sorted(set(of_dim["group"]))))
         comp["group"] = comp["group"].astype(str)
-        for idx, row in flagged[flagged["dimension"] == dim].iterrows():
-            feature, moved = _explain(comp, row)
+        first = of_dim.groupby(["metric", "group"])["bucket"].transform("min")  # when this move began
+        for idx, row in of_dim.iterrows():
+            feature, moved = _explain(comp, row, first[idx], history)
             result.at[idx, "feature"] = feature
             result.at[idx, "moved_with"] = moved
     return result
 
 
-def _explain(comp: pd.DataFrame, row: pd.Series) -> tuple[str | None, str | None]:
-    """(feature, moved with) for one flagged bucket from the composition rows of its group."""
+def _explain(comp: pd.DataFrame, row: pd.Series, began: pd.Timestamp, history: dt.timedelta
+             ) -> tuple[str | None, str | None]:
+    """(feature, moved with) for one flagged bucket, against the ``history`` before its move ``began``."""
     rows = comp[comp["group"] == row["group"]]
     start = row["bucket"]
     inside = rows[(rows["bucket"] >= start) & (rows["bucket"] < start + pd.Timedelta(hours=int(row["bucket_hours"])))]
-    before = rows[rows["bucket"] < start]
+    before = rows[(rows["bucket"] < began) & (rows["bucket"] >= began - pd.Timedelta(history))]
     if inside.empty:
         return (row["group"] if row["dimension"] == "feature" else None), None
     source = SOURCE_OF.get(row["metric"], "count")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from spanlake.analytics import stats
 from spanlake.analytics.lake import Lake, as_lake, to_frame
-from spanlake.analytics.streams import BASELINE, STREAM_KEYS, stream_changes, stream_filter
+from spanlake.analytics.streams import BASELINE, STREAM_KEYS, stream_changes
 from spanlake.analytics.window import Window
 from spanlake.instrumentation import semconv as sc
 
@@ -140,22 +140,36 @@ def stream_drift(source: Any, window: Window, metrics: Sequence[str] = OUTPUT_ME
     stream's ``BASELINE`` before it, attributed to the change (and any that coincide with it)."""
     lake = as_lake(source)
     changes = stream_changes(lake, window)
+    changes = changes[[not _covered(c, changes) for c in changes.to_dict("records")]] if len(changes) else changes
     rows = []
-    for change in changes.to_dict("records"):
-        if _covered(change, changes):
-            continue
-        at = change["changed_at"].to_pydatetime()
-        base = _stream_values(lake, Window(at - BASELINE, at), change, metrics)
-        cur = _stream_values(lake, Window(at, window.end), change, metrics)
-        cur = cur[cur["value"] == change["new_value"]]
-        for metric in metrics:
-            row = compare(base[metric].to_numpy(float), cur[metric].to_numpy(float), params)
+    for field, of_field in changes.groupby("field"):
+        values = _stream_values(lake, window, of_field, str(field), metrics)
+        # numpy slices per stream: pandas groupby over Arrow strings costs seconds at millions of rows
+        codes, streams = pd.factorize(values["_stream"])
+        value_codes, value_names = pd.factorize(values["value"].astype(str))
+        order = np.argsort(codes, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(streams)))])
+        times = values["start_time"].to_numpy("datetime64[us]")[order]
+        value_codes = value_codes[order]
+        arrays = {m: values[m].to_numpy(float)[order] for m in metrics}
+        position = {str(k): i for i, k in enumerate(streams)}
+        for change in of_field.to_dict("records"):
+            i = position.get(_stream_key(change))
+            lo, hi = (bounds[i], bounds[i + 1]) if i is not None else (0, 0)
+            at = np.datetime64(change["changed_at"].tz_convert(None).to_datetime64(), "us")
+            t = times[lo:hi]
+            new = np.flatnonzero(value_names == change["new_value"])
+            is_new = value_codes[lo:hi] == (new[0] if len(new) else -1)
+            base = (t >= at - np.timedelta64(int(BASELINE.total_seconds()), "s")) & (t < at)
+            cur = (t >= at) & is_new
             attributed = describe_change(change, changes)
-            if row["drift"]:
-                row["reason"] = f"{row['reason']}; since {attributed}"
-            rows.append({"metric": metric, "group": change["stream"], **row, "stream": change["stream"],
-                         "attributed_to": attributed, "changed_at": change["changed_at"],
-                         "design": change["design"]})
+            for metric in metrics:
+                row = compare(arrays[metric][lo:hi][base], arrays[metric][lo:hi][cur], params)
+                if row["drift"]:
+                    row["reason"] = f"{row['reason']}; since {attributed}"
+                rows.append({"metric": metric, "group": change["stream"], **row, "stream": change["stream"],
+                             "attributed_to": attributed, "changed_at": change["changed_at"],
+                             "design": change["design"]})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -167,11 +181,27 @@ def _covered(change: Mapping[str, Any], changes: pd.DataFrame) -> bool:
                  & ((changes["changed_at"] - change["changed_at"]).abs() <= pd.Timedelta(COINCIDE))).any())
 
 
-def _stream_values(lake: Lake, window: Window, change: Mapping[str, Any], metrics: Sequence[str]) -> pd.DataFrame:
-    t = lake.spans(window)
+_SEP = "\x1f"
+
+
+def _stream_key(row: Mapping[str, Any]) -> str:
+    return _SEP.join("" if row.get(k) is None or pd.isna(row.get(k)) else str(row[k]) for k in STREAM_KEYS)
+
+
+def _stream_values(lake: Lake, window: Window, changes: pd.DataFrame, field: str, metrics: Sequence[str]
+                   ) -> pd.DataFrame:
+    """Outputs of every changed stream from the earliest baseline to the window's end, in one scan."""
+    scan = Window(changes["changed_at"].min().to_pydatetime() - BASELINE, window.end)
+    t = lake.spans(scan)
     t = t.filter(t.operation.isin(["chat", "text_completion", "generate_content"]) | t.operation.isnull())
-    t = stream_filter(lake, t, STREAM_KEYS, dict(change))
-    return to_frame(t.select(t[change["field"]].name("value"), *[t[m].cast("float64").name(m) for m in metrics]))
+    parts = [lake.dimension(t, k).cast("string").fill_null("") for k in STREAM_KEYS]
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + _SEP + part
+    t = t.mutate(_stream=key)
+    t = t.filter(t._stream.isin(sorted({_stream_key(c) for c in changes.to_dict("records")})))
+    return to_frame(t.select(t._stream, t.start_time, t[field].name("value"),
+                             *[t[m].cast("float64").name(m) for m in metrics]))
 
 
 def eval_scores(lake: Lake, window: Window, span_keys: Sequence[str]) -> pd.DataFrame:
