@@ -17,12 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 from spanlake.analytics import stats
 from spanlake.analytics.lake import Lake, as_lake, to_frame
 from spanlake.analytics.streams import BASELINE, STREAM_KEYS, stream_changes
 from spanlake.analytics.window import Window
+from spanlake.collector.storage import schema
 from spanlake.instrumentation import semconv as sc
 
 OUTPUT_GROUPS = ("prompt_name", "prompt_version", "request_model")
@@ -126,12 +128,12 @@ def output_drift(source: Any, current: Window, baseline: Window, group_by: Seque
     return frame.sort_values(["drift", "psi"], ascending=[False, False], na_position="last", ignore_index=True)
 
 
-def describe_change(change: Any, others: pd.DataFrame) -> str:
+def describe_change(change: Mapping[str, Any], others: Sequence[Mapping[str, Any]]) -> str:
     """'prompt_version v1 → v2 at <time>' plus any other change of the same stream within ``COINCIDE``."""
     text = f"{change['field']} {change['old_value']} → {change['new_value']} at {change['changed_at']:%Y-%m-%d %H:%M} UTC"
-    near = others[(others["stream"] == change["stream"]) & (others["field"] != change["field"])
-                  & ((others["changed_at"] - change["changed_at"]).abs() <= pd.Timedelta(COINCIDE))]
-    return text + "".join(f" with {o['field']} {o['old_value']} → {o['new_value']}" for o in near.to_dict("records"))
+    near = [o for o in others if o["stream"] == change["stream"] and o["field"] != change["field"]
+            and abs(o["changed_at"] - change["changed_at"]) <= COINCIDE]
+    return text + "".join(f" with {o['field']} {o['old_value']} → {o['new_value']}" for o in near)
 
 
 def stream_drift(source: Any, window: Window, metrics: Sequence[str] = OUTPUT_METRICS,
@@ -141,28 +143,29 @@ def stream_drift(source: Any, window: Window, metrics: Sequence[str] = OUTPUT_ME
     lake = as_lake(source)
     changes = stream_changes(lake, window)
     changes = changes[[not _covered(c, changes) for c in changes.to_dict("records")]] if len(changes) else changes
+    by_stream: dict[str, list[dict[str, Any]]] = {}
+    for record in changes.to_dict("records"):
+        by_stream.setdefault(record["stream"], []).append(record)
     rows = []
     for field, of_field in changes.groupby("field"):
         values = _stream_values(lake, window, of_field, str(field), metrics)
-        # numpy slices per stream: pandas groupby over Arrow strings costs seconds at millions of rows
-        codes, streams = pd.factorize(values["_stream"])
-        value_codes, value_names = pd.factorize(values["value"].astype(str))
+        # numpy slices per stream: pandas groupby over millions of rows costs seconds
+        codes, streams = pd.factorize(values["_stream"].to_numpy("int64"))
         order = np.argsort(codes, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(streams)))])
         times = values["start_time"].to_numpy("datetime64[us]")[order]
-        value_codes = value_codes[order]
+        value_hash = values["value"].to_numpy("int64", na_value=0)[order]
         arrays = {m: values[m].to_numpy(float)[order] for m in metrics}
-        position = {str(k): i for i, k in enumerate(streams)}
+        position = {int(k): i for i, k in enumerate(streams)}
         for change in of_field.to_dict("records"):
-            i = position.get(_stream_key(change))
+            i = position.get(values.attrs["streams"].get(_stream_key(change), -1))
             lo, hi = (bounds[i], bounds[i + 1]) if i is not None else (0, 0)
             at = np.datetime64(change["changed_at"].tz_convert(None).to_datetime64(), "us")
             t = times[lo:hi]
-            new = np.flatnonzero(value_names == change["new_value"])
-            is_new = value_codes[lo:hi] == (new[0] if len(new) else -1)
+            is_new = value_hash[lo:hi] == values.attrs["values"].get(str(change["new_value"]), 0)
             base = (t >= at - np.timedelta64(int(BASELINE.total_seconds()), "s")) & (t < at)
             cur = (t >= at) & is_new
-            attributed = describe_change(change, changes)
+            attributed = describe_change(change, by_stream.get(change["stream"], []))
             for metric in metrics:
                 row = compare(arrays[metric][lo:hi][base], arrays[metric][lo:hi][cur], params)
                 if row["drift"]:
@@ -190,18 +193,41 @@ def _stream_key(row: Mapping[str, Any]) -> str:
 
 def _stream_values(lake: Lake, window: Window, changes: pd.DataFrame, field: str, metrics: Sequence[str]
                    ) -> pd.DataFrame:
-    """Outputs of every changed stream from the earliest baseline to the window's end, in one scan."""
+    """Outputs of every changed stream from the earliest baseline to the window's end, in one scan.
+
+    Streams and values come back as 64-bit hashes (``_stream``, ``value``; the keys' hashes are in
+    ``attrs``): millions of strings cost seconds to move and factorise.
+    """
     scan = Window(changes["changed_at"].min().to_pydatetime() - BASELINE, window.end)
     t = lake.spans(scan)
     t = t.filter(t.operation.isin(["chat", "text_completion", "generate_content"]) | t.operation.isnull())
-    parts = [lake.dimension(t, k).cast("string").fill_null("") for k in STREAM_KEYS]
+    key = _key_expr([lake.dimension(t, k) for k in STREAM_KEYS])
+    streams = sorted({_stream_key(c) for c in changes.to_dict("records")})
+    hashes = _hashes(lake, streams)
+    values = _hashes(lake, sorted(set(changes["new_value"].astype(str))))
+    t = t.mutate(_stream=key.hash(), value=t[field].cast("string").hash())
+    frame = to_frame(t.filter(t._stream.isin(list(hashes.values())))
+                     .select("_stream", t.start_time, "value", *[t[m].cast("float64").name(m) for m in metrics]))
+    frame.attrs.update(streams=hashes, values=values)
+    return frame
+
+
+def _key_expr(parts: Sequence[Any]) -> Any:
+    parts = [p.cast("string").fill_null("") for p in parts]
     key = parts[0]
     for part in parts[1:]:
         key = key + _SEP + part
-    t = t.mutate(_stream=key)
-    t = t.filter(t._stream.isin(sorted({_stream_key(c) for c in changes.to_dict("records")})))
-    return to_frame(t.select(t._stream, t.start_time, t[field].name("value"),
-                             *[t[m].cast("float64").name(m) for m in metrics]))
+    return key
+
+
+def _hashes(lake: Lake, texts: Sequence[str]) -> dict[str, int]:
+    """The same 64-bit hash the scan computes, for a few strings (one tiny query)."""
+    if not texts:
+        return {}
+    one = lake.table(schema.SPANS).limit(1)
+    listed = one.select(s=ibis.literal(list(texts), type="array<string>").unnest())
+    frame = to_frame(listed.mutate(h=listed.s.hash()))
+    return {str(a): int(b) for a, b in zip(frame["s"], frame["h"])}
 
 
 def eval_scores(lake: Lake, window: Window, span_keys: Sequence[str]) -> pd.DataFrame:

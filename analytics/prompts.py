@@ -69,7 +69,7 @@ class Verdict:
     design: str = CONCURRENT
     n_control: int = 0
     n_candidate: int = 0
-    changed_at: Any = None
+    changed_at: pd.Timestamp | None = None
 
 
 def _calls(lake: Lake, window: Window, prompt_name: str) -> pd.DataFrame:
@@ -214,7 +214,7 @@ def prompt_verdicts(source: Any, window: Window, params: VerdictParams = Verdict
 
 
 def _verdict_for(lake: Lake, window: Window, name: str, versions: pd.DataFrame, params: VerdictParams
-                 ) -> Any:
+                 ) -> Verdict | None:
     """The concurrent or sequential verdict for one prompt's version rows (None: nothing to compare)."""
     live = versions[versions["in_window"] > 0]
     if live.empty:
