@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -114,9 +113,8 @@ def composition_expr(lake: Lake, window: Window, dimension: str, groups: Sequenc
         t = t.filter(lake.dimension(t, dimension).cast("string").isin(list(groups)))
     failed = lake.failed(t)
     tokens = t.total_tokens.coalesce(t.input_tokens.fill_null(0) + t.output_tokens.fill_null(0))
-    version = (t.prompt_name.fill_null("") + ibis.literal("@") + t.prompt_version).name("prompt")
     keys = [time_bucket(t, HOUR).name("bucket"), lake.dimension(t, dimension).name("group"),
-            t.feature.name("by_feature"), t.request_model.name("by_model"), version]
+            t.feature.name("by_feature"), t.request_model.name("by_model"), t.prompt_name, t.prompt_version]
     return t.group_by(keys).aggregate(
         count=t.count(), cost_sum=t.cost_usd.sum(), errors=failed.cast("int64").sum(),
         tokens_sum=tokens.sum().cast("float64"), out_sum=t.output_tokens.sum().cast("float64"),
@@ -248,11 +246,12 @@ def detect_anomalies(source: Any, window: Window, config: AnomalyConfig = DEFAUL
         return pd.DataFrame(columns=COLUMNS)
     chosen = series_for(config, series)
     daily_back = max(config.history, DAILY_HISTORY) + dt.timedelta(days=1)
-    lookback = max(config.history, daily_back) if any(s.bucket == "day" for s in chosen) else config.history
-    full = Window(start - lookback, end)
+    full = Window(start - max(config.history, daily_back), end)
     scored = []
     for dim in sorted({s.dimension for s in chosen}):
-        hourly = _complete_grid(to_frame(hourly_metrics_expr(lake, full, dim)), full.start, full.end)
+        daily_too = any(s.bucket == "day" and s.dimension == dim for s in chosen)
+        scan = full if daily_too else Window(start - config.history, end)  # read only the history it needs
+        hourly = _complete_grid(to_frame(hourly_metrics_expr(lake, scan, dim)), scan.start, scan.end)
         if hourly.empty:
             continue
         hourly_part = hourly[hourly["bucket"] >= pd.Timestamp(start - config.history)]
@@ -260,7 +259,7 @@ def detect_anomalies(source: Any, window: Window, config: AnomalyConfig = DEFAUL
         pooled = pd.concat([_pooled(hourly_part[hourly_part["group"].isin(g.index)], int(h), end)
                             for h, g in widths.dropna().groupby(widths.dropna())] or [hourly_part.iloc[0:0]],
                            ignore_index=True)
-        daily = _daily(hourly, end)
+        daily = _daily(hourly, end) if daily_too else hourly.iloc[0:0]
         for s in chosen:
             if s.dimension != dim:
                 continue
@@ -298,6 +297,9 @@ def _attribute(lake: Lake, result: pd.DataFrame, full: Window, history: dt.timed
         comp = to_frame(composition_expr(lake, Window(since, full.end), dim,
                                          sorted(set(of_dim["group"]))))
         comp["group"] = comp["group"].astype(str)
+        # prompt versions are named with their prompt (concatenated here, on the small aggregate)
+        comp["prompt"] = (comp["prompt_name"].fillna("").astype(str) + "@" + comp["prompt_version"].astype(str)
+                          ).where(comp["prompt_version"].notna())
         first = of_dim.groupby(["metric", "group"])["bucket"].transform("min")  # when this move began
         for idx, row in of_dim.iterrows():
             feature, moved = _explain(comp, row, first[idx], history)
