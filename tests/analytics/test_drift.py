@@ -135,3 +135,22 @@ def test_drift_follows_the_stream_across_a_version_that_replaced_its_predecessor
     # the per-version rows have no baseline for v2: without the stream row, nothing would be found
     version_rows = frame[frame.stream.isna() & frame.drift.astype(bool)]
     assert version_rows.empty
+
+
+def test_stream_drift_is_attributed_to_a_model_change_under_the_same_version(lake_dir, snapshot):
+    """Same prompt version, but the alias now answers with another model 20 h ago and outputs grow 50 %:
+    the shift is attributed to the response model change, not to a version."""
+    rng = np.random.default_rng(9)
+    hours = 9 * 24
+    times = hourly_times(NOW - dt.timedelta(hours=hours), hours, 20, rng)
+    after = times >= int((NOW - dt.timedelta(hours=20)).timestamp() * 1e6)
+    tokens = np.where(after, rng.poisson(300, len(times)), rng.poisson(200, len(times)))
+    write_lake(lake_dir, [spans(len(times), times, seed=9, feature="support", prompt_name="support",
+                                prompt_version="v5", request_model="gpt-4o",
+                                response_model=np.where(after, "gpt-4o-2024-11-20", "gpt-4o-2024-08-06").astype(object),
+                                output_tokens=tokens, output_chars=tokens * 4)])
+    frame = output_drift(snapshot(), CURRENT, BASELINE)
+    row = frame[frame.stream.notna() & (frame.metric == "output_tokens")].iloc[0]
+    assert bool(row.drift) and row.group == "feature=support, prompt_name=support, request_model=gpt-4o"
+    assert row.attributed_to.startswith("response_model gpt-4o-2024-08-06 → gpt-4o-2024-11-20 at")
+    assert row.mean_current / row.mean_baseline == pytest.approx(1.5, rel=0.05)
