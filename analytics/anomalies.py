@@ -15,8 +15,10 @@ The multi-metric detector is scikit-learn's IsolationForest, fitted per feature 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,15 +108,20 @@ def hourly_metrics_expr(lake: Lake, window: Window, dimension: str) -> ir.Table:
         duration_sum=t.duration_ms.sum())
 
 
-def composition_expr(lake: Lake, window: Window, dimension: str, groups: Sequence[str] | None = None) -> ir.Table:
-    """Calls and sums per hour, ``dimension`` value (of ``groups``), feature, model and prompt version."""
+def composition_expr(lake: Lake, window: Window, dimension: str | None,
+                     groups: Mapping[str, Sequence[str]] | None = None) -> ir.Table:
+    """Calls and sums per hour, feature, model and prompt version (and ``dimension`` value as ``group``),
+    of the calls whose value of any dimension in ``groups`` is listed (for attribution)."""
     t = lake.spans(window)
-    if groups is not None:
-        t = t.filter(lake.dimension(t, dimension).cast("string").isin(list(groups)))
+    if groups:
+        keep = [lake.dimension(t, d).cast("string").isin(list(v)) for d, v in groups.items()]
+        t = t.filter(functools.reduce(operator.or_, keep))
     failed = lake.failed(t)
     tokens = t.total_tokens.coalesce(t.input_tokens.fill_null(0) + t.output_tokens.fill_null(0))
-    keys = [time_bucket(t, HOUR).name("bucket"), lake.dimension(t, dimension).name("group"),
-            t.feature.name("by_feature"), t.request_model.name("by_model"), t.prompt_name, t.prompt_version]
+    keys = [time_bucket(t, HOUR).name("bucket"), t.feature.name("by_feature"), t.request_model.name("by_model"),
+            t.prompt_name, t.prompt_version]
+    if dimension is not None:
+        keys.append(lake.dimension(t, dimension).name("group"))
     return t.group_by(keys).aggregate(
         count=t.count(), cost_sum=t.cost_usd.sum(), errors=failed.cast("int64").sum(),
         tokens_sum=tokens.sum().cast("float64"), out_sum=t.output_tokens.sum().cast("float64"),
@@ -291,12 +298,20 @@ def _attribute(lake: Lake, result: pd.DataFrame, full: Window, history: dt.timed
     flagged = result[result["anomaly"]]
     if flagged.empty:
         return result
+    since = max(flagged["bucket"].min().to_pydatetime() - history, full.start)  # the baseline they moved from
+    shared = [d for d in ("feature", "request_model") if d in set(flagged["dimension"])]
+    comps: dict[str, pd.DataFrame] = {}
+    if shared:  # one scan for both: their groups are columns of the same aggregate
+        wanted = {d: sorted(set(flagged.loc[flagged["dimension"] == d, "group"])) for d in shared}
+        both = to_frame(composition_expr(lake, Window(since, full.end), None, wanted))
+        for d in shared:
+            comps[d] = both.assign(group=both["by_feature" if d == "feature" else "by_model"])
     for dim in flagged["dimension"].unique():
         of_dim = flagged[flagged["dimension"] == dim]
-        since = max(of_dim["bucket"].min().to_pydatetime() - history, full.start)  # the baseline it moved from
-        comp = to_frame(composition_expr(lake, Window(since, full.end), dim,
-                                         sorted(set(of_dim["group"]))))
-        comp["group"] = comp["group"].astype(str)
+        comp = comps.get(dim)
+        if comp is None:
+            comp = to_frame(composition_expr(lake, Window(since, full.end), dim, {dim: sorted(set(of_dim["group"]))}))
+        comp = comp.assign(group=comp["group"].astype(str))
         # prompt versions are named with their prompt (concatenated here, on the small aggregate)
         comp["prompt"] = (comp["prompt_name"].fillna("").astype(str) + "@" + comp["prompt_version"].astype(str)
                           ).where(comp["prompt_version"].notna())

@@ -15,6 +15,7 @@ still runs is judged too (see :mod:`streams`).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +28,12 @@ from spanlake.analytics import stats
 from spanlake.analytics.drift import eval_scores
 from spanlake.analytics.errors import refusal
 from spanlake.analytics.lake import Lake, as_lake, to_frame
+from spanlake.analytics.latency import time_bucket
 from spanlake.analytics.streams import BASELINE, CHANGE_LOOKBACK, CONCURRENT, CONCURRENT_SHARE, SEQUENTIAL
 from spanlake.analytics.window import Window
 from spanlake.instrumentation import semconv as sc
 
+HOUR = dt.timedelta(hours=1)
 PROMOTE, WATCH, ROLLBACK = "promote", "keep watching", "roll back"
 NOT_RANDOMISED = "before/after, not randomised"
 VERDICT_COLUMNS = ["prompt_name", "control", "candidate", "verdict", "reasons", "design", "changed_at",
@@ -198,14 +201,14 @@ def prompt_verdicts(source: Any, window: Window, params: VerdictParams = Verdict
     scan = Window(window.start - CHANGE_LOOKBACK - BASELINE, window.end)
     t = lake.spans(scan)
     t = t.filter(t.prompt_name.notnull(), t.prompt_version.notnull())
-    versions = to_frame(t.group_by([t.prompt_name, t.prompt_version])
-                        .aggregate(calls=t.count(), first_seen=t.start_time.min(), last_seen=t.start_time.max(),
-                                   in_window=(t.start_time >= window.start).cast("int64").sum()))
+    hourly = to_frame(t.group_by([t.prompt_name, t.prompt_version, time_bucket(t, HOUR).name("hour")])
+                      .aggregate(calls=t.count(), first_seen=t.start_time.min(), last_seen=t.start_time.max(),
+                                 in_window=(t.start_time >= window.start).cast("int64").sum()))
     rows = []
-    for name, calls in versions.groupby("prompt_name"):
+    for name, per_hour in hourly.groupby("prompt_name"):
         if prompt_names is not None and name not in prompt_names:
             continue
-        v = _verdict_for(lake, window, str(name), calls, params)
+        v = _verdict_for(lake, window, str(name), per_hour, params)
         if v is not None:
             rows.append({"prompt_name": v.prompt_name, "control": v.control, "candidate": v.candidate,
                          "verdict": v.verdict, "reasons": "; ".join(v.reasons), "design": v.design,
@@ -215,7 +218,11 @@ def prompt_verdicts(source: Any, window: Window, params: VerdictParams = Verdict
 
 def _verdict_for(lake: Lake, window: Window, name: str, versions: pd.DataFrame, params: VerdictParams
                  ) -> Verdict | None:
-    """The concurrent or sequential verdict for one prompt's version rows (None: nothing to compare)."""
+    """The concurrent or sequential verdict for one prompt's hourly version rows (None: nothing to compare)."""
+    per_hour = versions
+    versions = per_hour.groupby("prompt_version", as_index=False).agg(
+        calls=("calls", "sum"), first_seen=("first_seen", "min"), last_seen=("last_seen", "max"),
+        in_window=("in_window", "sum"))
     live = versions[versions["in_window"] > 0]
     if live.empty:
         return None
@@ -226,8 +233,9 @@ def _verdict_for(lake: Lake, window: Window, name: str, versions: pd.DataFrame, 
     others = versions[versions["prompt_version"] != candidate]
     if others.empty:
         return None
-    since = Window(max(changed.to_pydatetime(), window.start - CHANGE_LOOKBACK), window.end)
-    counts = _version_counts(lake, since, name)
+    since = pd.Timestamp(max(changed.to_pydatetime(), window.start - CHANGE_LOOKBACK)).floor("h")
+    counts = per_hour[per_hour["hour"] >= since].groupby("prompt_version")["calls"].sum().to_dict()
+    counts = {str(k): int(v) for k, v in counts.items()}
     after = sum(counts.values())
     control = max(((counts.get(str(v), 0), c, str(v)) for v, c in zip(others["prompt_version"], others["calls"])))[2]
     if after and counts.get(control, 0) / after >= CONCURRENT_SHARE:
@@ -241,13 +249,6 @@ def _verdict_for(lake: Lake, window: Window, name: str, versions: pd.DataFrame, 
                                    control_window=Window(at - BASELINE, at))
     verdict.changed_at = changed
     return verdict
-
-
-def _version_counts(lake: Lake, window: Window, prompt_name: str) -> dict[str, int]:
-    t = lake.spans(window)
-    t = t.filter(t.prompt_name == prompt_name, t.prompt_version.notnull())
-    frame = to_frame(t.group_by(t.prompt_version).aggregate(calls=t.count()))
-    return {str(v): int(c) for v, c in zip(frame["prompt_version"], frame["calls"])}
 
 
 def prompt_versions(source: Any, window: Window) -> pd.DataFrame:
