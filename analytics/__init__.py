@@ -24,6 +24,7 @@ _EXPORTS = {
     "patterns": ("failure_patterns",),
     "prompts": ("compare_versions", "prompt_verdicts"),
     "report": ("build_report", "render_json", "render_text"),
+    "streams": ("stream_changes",),
     "traces": ("trace_spans",),
     "window": ("Window", "parse_duration"),
 }
@@ -61,6 +62,7 @@ __all__ = [
     "render_text",
     "run_jobs",
     "slo_status",
+    "stream_changes",
     "top_spenders",
     "trace_spans",
     "unpinned_models",

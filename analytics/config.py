@@ -19,7 +19,8 @@ Config file shapes (TOML)::
     [anomalies]
     k = 2.0
     min_history = 24              # buckets of history before anything is flagged
-    min_count = 20                # calls per bucket below which a group is never flagged
+    min_count = 20                # calls per bucket below which a bucket is never judged (sparse hours are pooled)
+    tags = ["team"]               # cost series (per request, per hour, per day) also per these tags
 
     [alerts]
     webhook_url = "https://hooks.example.com/..."
@@ -84,8 +85,10 @@ class AnomalyConfig:
     min_history: int = 24
     min_count: int = 20
     history: dt.timedelta = dt.timedelta(days=7)
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", tuple(str(t) for t in self.tags))
         if self.k <= 0 or self.min_history < 2 or self.min_count < 1:
             raise ValueError("anomalies: need k > 0, min_history >= 2, min_count >= 1")
 

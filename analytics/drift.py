@@ -4,6 +4,10 @@ For each group (prompt name/version and model by default), the current window is
 baseline window: two-sample KS test, PSI and effect size (Cohen's d, mean change). A group is
 judged only when both windows have at least ``min_n`` values; drift needs significance *and* a
 material shift (PSI), so huge samples don't flag trivial differences.
+
+A new prompt version or answering model has no baseline of its own, so output drift also follows
+each stream (feature, prompt name, model; see :mod:`streams`) across a change still in effect: the
+new value since the change against the stream's 7 days before it, attributed to that change.
 """
 
 from __future__ import annotations
@@ -13,18 +17,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 from spanlake.analytics import stats
 from spanlake.analytics.lake import Lake, as_lake, to_frame
+from spanlake.analytics.streams import BASELINE, STREAM_KEYS, stream_changes
 from spanlake.analytics.window import Window
+from spanlake.collector.storage import schema
 from spanlake.instrumentation import semconv as sc
 
 OUTPUT_GROUPS = ("prompt_name", "prompt_version", "request_model")
 OUTPUT_METRICS = ("output_tokens", "output_chars")
 EVAL_GROUPS = ("evaluation_name",)
 COLUMNS = ["metric", "group", "n_baseline", "n_current", "mean_baseline", "mean_current", "change_pct",
-           "ks_d", "ks_p", "psi", "cohens_d", "rate_baseline", "rate_current", "rate_p", "drift", "reason"]
+           "ks_d", "ks_p", "psi", "cohens_d", "rate_baseline", "rate_current", "rate_p", "drift", "reason",
+           "stream", "attributed_to", "changed_at", "design"]
+COINCIDE = dt.timedelta(hours=1)
+"""Two changes of one stream this close together are reported as one (a version shipped with a new model)."""
 
 
 @dataclass(frozen=True)
@@ -105,13 +115,119 @@ def _output_values(lake: Lake, window: Window, keys: Sequence[str], metrics: Seq
 
 
 def output_drift(source: Any, current: Window, baseline: Window, group_by: Sequence[str] = OUTPUT_GROUPS,
-                 metrics: Sequence[str] = OUTPUT_METRICS, params: DriftParams = DriftParams()) -> pd.DataFrame:
-    """Output tokens/characters drift per group, current vs baseline window; drifting groups first."""
+                 metrics: Sequence[str] = OUTPUT_METRICS, params: DriftParams = DriftParams(),
+                 streams: bool = True) -> pd.DataFrame:
+    """Output tokens/characters drift per group, current vs baseline window, plus one row per metric and
+    stream change still in effect (``streams``); drifting groups first."""
     lake = as_lake(source)
     base = _output_values(lake, baseline, group_by, metrics)
     cur = _output_values(lake, current, group_by, metrics)
     frame = _compare_frames(base, cur, group_by, metrics, params)
+    if streams:
+        frame = pd.concat([frame, stream_drift(lake, current, metrics, params)], ignore_index=True)
     return frame.sort_values(["drift", "psi"], ascending=[False, False], na_position="last", ignore_index=True)
+
+
+def describe_change(change: Mapping[str, Any], others: Sequence[Mapping[str, Any]]) -> str:
+    """'prompt_version v1 → v2 at <time>' plus any other change of the same stream within ``COINCIDE``."""
+    text = f"{change['field']} {change['old_value']} → {change['new_value']} at {change['changed_at']:%Y-%m-%d %H:%M} UTC"
+    near = [o for o in others if o["stream"] == change["stream"] and o["field"] != change["field"]
+            and abs(o["changed_at"] - change["changed_at"]) <= COINCIDE]
+    return text + "".join(f" with {o['field']} {o['old_value']} → {o['new_value']}" for o in near)
+
+
+def stream_drift(source: Any, window: Window, metrics: Sequence[str] = OUTPUT_METRICS,
+                 params: DriftParams = DriftParams()) -> pd.DataFrame:
+    """Per stream change still in effect in ``window``: the new value's outputs since the change against the
+    stream's ``BASELINE`` before it, attributed to the change (and any that coincide with it)."""
+    lake = as_lake(source)
+    changes = stream_changes(lake, window)
+    changes = changes[[not _covered(c, changes) for c in changes.to_dict("records")]] if len(changes) else changes
+    by_stream: dict[str, list[dict[str, Any]]] = {}
+    for record in changes.to_dict("records"):
+        by_stream.setdefault(record["stream"], []).append(record)
+    rows = []
+    for field, of_field in changes.groupby("field"):
+        values = _stream_values(lake, window, of_field, str(field), metrics)
+        # numpy slices per stream: pandas groupby over millions of rows costs seconds
+        codes, streams = pd.factorize(values["_stream"].to_numpy("int64"))
+        order = np.argsort(codes, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(streams)))])
+        times = values["start_time"].to_numpy("datetime64[us]")[order]
+        value_hash = values["value"].to_numpy("int64", na_value=0)[order]
+        arrays = {m: values[m].to_numpy(float)[order] for m in metrics}
+        position = {int(k): i for i, k in enumerate(streams)}
+        for change in of_field.to_dict("records"):
+            i = position.get(values.attrs["streams"].get(_stream_key(change), -1))
+            lo, hi = (bounds[i], bounds[i + 1]) if i is not None else (0, 0)
+            at = np.datetime64(change["changed_at"].tz_convert(None).to_datetime64(), "us")
+            t = times[lo:hi]
+            is_new = value_hash[lo:hi] == values.attrs["values"].get(str(change["new_value"]), 0)
+            base = (t >= at - np.timedelta64(int(BASELINE.total_seconds()), "s")) & (t < at)
+            cur = (t >= at) & is_new
+            attributed = describe_change(change, by_stream.get(change["stream"], []))
+            for metric in metrics:
+                row = compare(arrays[metric][lo:hi][base], arrays[metric][lo:hi][cur], params)
+                if row["drift"]:
+                    row["reason"] = f"{row['reason']}; since {attributed}"
+                rows.append({"metric": metric, "group": change["stream"], **row, "stream": change["stream"],
+                             "attributed_to": attributed, "changed_at": change["changed_at"],
+                             "design": change["design"]})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _covered(change: Mapping[str, Any], changes: pd.DataFrame) -> bool:
+    """A model change that coincides with a version change of the same stream is reported with it."""
+    if change["field"] == "prompt_version":
+        return False
+    return bool(((changes["stream"] == change["stream"]) & (changes["field"] == "prompt_version")
+                 & ((changes["changed_at"] - change["changed_at"]).abs() <= pd.Timedelta(COINCIDE))).any())
+
+
+_SEP = "\x1f"
+
+
+def _stream_key(row: Mapping[str, Any]) -> str:
+    return _SEP.join("" if row.get(k) is None or pd.isna(row.get(k)) else str(row[k]) for k in STREAM_KEYS)
+
+
+def _stream_values(lake: Lake, window: Window, changes: pd.DataFrame, field: str, metrics: Sequence[str]
+                   ) -> pd.DataFrame:
+    """Outputs of every changed stream from the earliest baseline to the window's end, in one scan.
+
+    Streams and values come back as 64-bit hashes (``_stream``, ``value``; the keys' hashes are in
+    ``attrs``): millions of strings cost seconds to move and factorise.
+    """
+    scan = Window(changes["changed_at"].min().to_pydatetime() - BASELINE, window.end)
+    t = lake.spans(scan)
+    t = t.filter(t.operation.isin(["chat", "text_completion", "generate_content"]) | t.operation.isnull())
+    key = _key_expr([lake.dimension(t, k) for k in STREAM_KEYS])
+    streams = sorted({_stream_key(c) for c in changes.to_dict("records")})
+    hashes = _hashes(lake, streams)
+    values = _hashes(lake, sorted(set(changes["new_value"].astype(str))))
+    t = t.mutate(_stream=key.hash(), value=t[field].cast("string").hash())
+    frame = to_frame(t.filter(t._stream.isin(list(hashes.values())))
+                     .select("_stream", t.start_time, "value", *[t[m].cast("float64").name(m) for m in metrics]))
+    frame.attrs.update(streams=hashes, values=values)
+    return frame
+
+
+def _key_expr(parts: Sequence[Any]) -> Any:
+    parts = [p.cast("string").fill_null("") for p in parts]
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + _SEP + part
+    return key
+
+
+def _hashes(lake: Lake, texts: Sequence[str]) -> dict[str, int]:
+    """The same 64-bit hash the scan computes, for a few strings (one tiny query)."""
+    if not texts:
+        return {}
+    one = lake.table(schema.SPANS).limit(1)
+    listed = one.select(s=ibis.literal(list(texts), type="array<string>").unnest())
+    frame = to_frame(listed.mutate(h=listed.s.hash()))
+    return {str(a): int(b) for a, b in zip(frame["s"], frame["h"])}
 
 
 def eval_scores(lake: Lake, window: Window, span_keys: Sequence[str]) -> pd.DataFrame:

@@ -11,7 +11,8 @@ from spanlake.analytics.alerts import Alert
 
 ANOMALY_CATEGORY = {"volume": "outage", "error_rate": "outage", "cost_per_request": "cost_spike",
                     "cost_per_hour": "cost_spike", "latency_p99_ms": "latency_spike", "ttft_p99_s": "latency_spike",
-                    "tokens_per_request": "cost_spike", "output_tokens_mean": "quality_regression"}
+                    "tokens_per_request": "cost_spike", "output_tokens_mean": "quality_regression",
+                    "cost_per_day": "cost_spike", "cost_per_request_day": "cost_spike"}
 MITIGATION = {
     "outage": "fail over to the fallback provider/model, raise retries with backoff, tell users",
     "cost_spike": "cap max_tokens, turn on prompt caching, route the feature to a cheaper model, "
@@ -59,11 +60,18 @@ def from_anomalies(frame: pd.DataFrame) -> list[Alert]:
     out = []
     for r in latest.to_dict("records"):
         category = ANOMALY_CATEGORY.get(r["metric"], "quality_regression")
+        hours = int(r.get("bucket_hours") or 1)
+        span = "hour" if hours == 1 else ("day" if hours == 24 else f"{hours} h")
+        feature = r.get("feature")
+        named = "" if r["dimension"] == "feature" or not isinstance(feature, str) else f", feature={feature}"
+        moved = r.get("moved_with")
+        with_ = f" with {moved}" if isinstance(moved, str) and moved else ""
         out.append(Alert(f"anomaly:{r['metric']}:{r['dimension']}:{r['group']}", category, "warning",
-                         f"{r['metric']} {r['direction']} for {r['dimension']}={r['group']}",
-                         f"{_f(r['value'])} at {r['bucket']:%Y-%m-%d %H:00} vs baseline {_f(r['baseline_mean'])} "
-                         f"± {_f(r['baseline_std'])} (z={r['z']:+.1f}, {int(r['count'])} calls)",
-                         MITIGATION[category], "result table anomalies; traces of that hour in the UI", "anomalies"))
+                         f"{r['metric']} {r['direction']} for {r['dimension']}={r['group']}{named}{with_}",
+                         f"{_f(r['value'])} in the {span} from {r['bucket']:%Y-%m-%d %H:00} vs baseline "
+                         f"{_f(r['baseline_mean'])} ± {_f(r['baseline_std'])} (z={r['z']:+.1f}, "
+                         f"{int(r['count'])} calls)",
+                         MITIGATION[category], f"result table anomalies; traces of that {span} in the UI", "anomalies"))
     return out
 
 
@@ -80,9 +88,14 @@ def from_outliers(frame: pd.DataFrame) -> list[Alert]:
     return out
 
 
+def _since(row: Mapping[str, object]) -> str:
+    change = row.get("attributed_to")
+    return f" since {change}" if isinstance(change, str) and change else ""
+
+
 def from_drift(frame: pd.DataFrame, source: str) -> list[Alert]:
     return [Alert(f"drift:{source}:{r['metric']}:{r['group']}", "quality_regression", "warning",
-                  f"{r['metric']} drifted for {r['group']}", str(r["reason"]) + (
+                  f"{r['metric']} drifted for {r['group']}{_since(r)}", str(r["reason"]) + (
                       f"; positive rate {r['rate_baseline']:.2f} → {r['rate_current']:.2f}"
                       if pd.notna(r.get("rate_current")) else ""),
                   MITIGATION["quality_regression"], f"result table {source}; compare outputs in the UI", source)
@@ -98,11 +111,22 @@ def from_model_changes(frame: pd.DataFrame) -> list[Alert]:
             for r in frame.to_dict("records")]
 
 
+def prompt_category(reasons: str) -> str:
+    """cost_spike when every worse metric of a verdict is cost, else quality_regression."""
+    worse = [part.strip() for part in reasons.split(";") if part.strip().startswith("worse:")]
+    return "cost_spike" if worse and all(w.startswith("worse: cost_usd") for w in worse) else "quality_regression"
+
+
 def from_prompts(frame: pd.DataFrame) -> list[Alert]:
-    return [Alert(f"prompt:{r['prompt_name']}:{r['candidate']}", "quality_regression", "critical",
-                  f"prompt {r['prompt_name']} version {r['candidate']}: roll back", r["reasons"],
-                  f"route traffic back to version {r['control']}", "result table prompt_verdicts", "prompts")
-            for r in frame[frame["verdict"] == "roll back"].to_dict("records")]
+    out = []
+    for r in frame[frame["verdict"] == "roll back"].to_dict("records"):
+        sequential = r.get("design") == "sequential"
+        design = " (before/after, not randomised)" if sequential else ""
+        out.append(Alert(f"prompt:{r['prompt_name']}:{r['candidate']}", prompt_category(str(r["reasons"])),
+                         "warning" if sequential else "critical",
+                         f"prompt {r['prompt_name']} version {r['candidate']}: roll back{design}", r["reasons"],
+                         f"route traffic back to version {r['control']}", "result table prompt_verdicts", "prompts"))
+    return out
 
 
 def from_errors(frame: pd.DataFrame) -> list[Alert]:

@@ -117,15 +117,20 @@ def run_jobs(source: Any, config: AnalyticsConfig, now: dt.datetime, window: Win
 def alert_results(outcome: RunOutcome, window: Window) -> dict[str, pd.DataFrame]:
     """Results as the alert builders should see them.
 
-    Anomalies alert only for the last complete hour (an hour that was odd yesterday and is normal
-    now is history, shown by the report, not a firing alert); model changes only inside the window.
+    Anomalies alert only for the last complete bucket, the one ending where the window ends (an hour
+    that was odd yesterday and is normal now is history, shown by the report, not a firing alert);
+    a pooled or daily bucket that started before the window and still runs does alert. Model
+    changes only inside the window.
     """
     results = dict(outcome.results)
-    last_hour = pd.Timestamp(floor_time(window.end, HOUR) - HOUR)
-    for name in ("anomalies", "multi_metric_outliers"):
-        frame = results.get(name)
-        if frame is not None and not frame.empty:
-            results[name] = frame[frame["bucket"] == last_hour]
+    end = pd.Timestamp(floor_time(window.end, HOUR))
+    anomalies = results.get("anomalies")
+    if anomalies is not None and not anomalies.empty:
+        hours = anomalies["bucket_hours"] if "bucket_hours" in anomalies else 1
+        results["anomalies"] = anomalies[anomalies["bucket"] + pd.to_timedelta(hours, "h") == end]
+    outliers = results.get("multi_metric_outliers")
+    if outliers is not None and not outliers.empty:
+        results["multi_metric_outliers"] = outliers[outliers["bucket"] == end - pd.Timedelta(HOUR)]
     changes = results.get("model_changes")
     if changes is not None and not changes.empty:
         results["model_changes"] = changes[changes["changed_at"] >= pd.Timestamp(window.start)]

@@ -5,10 +5,17 @@ Mann–Whitney test; rates (errors, refusals, positive feedback) the two-proport
 verdict: **roll back** when any gating metric is significantly worse by a material margin;
 **keep watching** while any arm has fewer than ``min_n`` calls; otherwise **promote**.
 Output length is reported but never gates: longer is not worse by itself.
+
+A version that *replaced* its predecessor (v1 until Tuesday, v2 after) has no control running next to
+it: it gets a before/after verdict, the same metrics of the candidate since the change against the
+control's 7 days before it, with ``design = "sequential"`` and its reasons saying it is not randomised.
+Versions live side by side are ``design = "concurrent"``. A change that started before the window and
+still runs is judged too (see :mod:`streams`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +28,16 @@ from spanlake.analytics import stats
 from spanlake.analytics.drift import eval_scores
 from spanlake.analytics.errors import refusal
 from spanlake.analytics.lake import Lake, as_lake, to_frame
+from spanlake.analytics.latency import time_bucket
+from spanlake.analytics.streams import BASELINE, CHANGE_LOOKBACK, CONCURRENT, CONCURRENT_SHARE, SEQUENTIAL
 from spanlake.analytics.window import Window
 from spanlake.instrumentation import semconv as sc
 
+HOUR = dt.timedelta(hours=1)
 PROMOTE, WATCH, ROLLBACK = "promote", "keep watching", "roll back"
+NOT_RANDOMISED = "before/after, not randomised"
+VERDICT_COLUMNS = ["prompt_name", "control", "candidate", "verdict", "reasons", "design", "changed_at",
+                   "n_control", "n_candidate"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,10 @@ class Verdict:
     verdict: str
     reasons: list[str] = field(default_factory=list)
     metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    design: str = CONCURRENT
+    n_control: int = 0
+    n_candidate: int = 0
+    changed_at: pd.Timestamp | None = None
 
 
 def _calls(lake: Lake, window: Window, prompt_name: str) -> pd.DataFrame:
@@ -122,15 +139,25 @@ def _eval_rows(lake: Lake, window: Window, calls: pd.DataFrame, control: str, ca
 
 
 def compare_versions(source: Any, window: Window, prompt_name: str, candidate: str, control: str,
-                     params: VerdictParams = VerdictParams()) -> Verdict:
-    """Every metric of ``candidate`` against ``control`` for ``prompt_name`` in ``window``, and a verdict."""
+                     params: VerdictParams = VerdictParams(), control_window: Window | None = None) -> Verdict:
+    """Every metric of ``candidate`` against ``control`` for ``prompt_name`` in ``window``, and a verdict.
+
+    With ``control_window`` (a sequential rollout) the control's calls come from that window instead:
+    a before/after comparison, labelled not randomised.
+    """
     lake = as_lake(source)
     calls = _calls(lake, window, prompt_name)
+    if control_window is not None:
+        before = _calls(lake, control_window, prompt_name)
+        calls = pd.concat([before[before["prompt_version"] == control],
+                           calls[calls["prompt_version"] == candidate]], ignore_index=True)
     arms = {v: g for v, g in calls.groupby("prompt_version")}
     empty = calls.iloc[0:0]
     a, b = arms.get(control, empty), arms.get(candidate, empty)
     rows = [_compare(m, a[m.name].to_numpy(float), b[m.name].to_numpy(float)) for m in METRICS]
-    rows += _eval_rows(lake, window, calls, control, candidate)
+    scores_window = window if control_window is None else Window(min(window.start, control_window.start),
+                                                                 max(window.end, control_window.end))
+    rows += _eval_rows(lake, scores_window, calls, control, candidate)
     for row in rows:
         row["judgement"] = _judge(row, params)
     worse = [_describe(r) for r in rows if r["judgement"] == "worse"]
@@ -144,7 +171,11 @@ def compare_versions(source: Any, window: Window, prompt_name: str, candidate: s
     else:
         verdict = PROMOTE
         reasons = [f"better: {b_}" for b_ in better] or ["no gating metric significantly different"]
-    return Verdict(prompt_name, control, candidate, verdict, reasons, pd.DataFrame(rows))
+    design = CONCURRENT if control_window is None else SEQUENTIAL
+    if design == SEQUENTIAL:
+        reasons = [f"{NOT_RANDOMISED}: {candidate} since {window.start:%Y-%m-%d %H:%M} vs {control} in the "
+                   f"{control_window.duration.days} days before", *reasons]
+    return Verdict(prompt_name, control, candidate, verdict, reasons, pd.DataFrame(rows), design, len(a), len(b))
 
 
 def _arms(calls: pd.DataFrame) -> tuple[str, str] | None:
@@ -159,23 +190,65 @@ def _arms(calls: pd.DataFrame) -> tuple[str, str] | None:
 
 def prompt_verdicts(source: Any, window: Window, params: VerdictParams = VerdictParams(),
                     prompt_names: Sequence[str] | None = None) -> pd.DataFrame:
-    """One verdict per prompt name with two or more versions live in ``window``."""
+    """One verdict per prompt name whose newest version is live in ``window`` next to, or in place of, another.
+
+    Concurrent: two or more versions live in ``window`` side by side (the old one still answers at
+    least ``CONCURRENT_SHARE`` of calls since the new one started). Sequential: the newest version,
+    first seen at most ``CHANGE_LOOKBACK`` before the window and still running, replaced the busiest
+    earlier one; the candidate since its first call against the control's ``BASELINE`` before it.
+    """
     lake = as_lake(source)
-    t = lake.spans(window)
+    scan = Window(window.start - CHANGE_LOOKBACK - BASELINE, window.end)
+    t = lake.spans(scan)
     t = t.filter(t.prompt_name.notnull(), t.prompt_version.notnull())
-    versions = to_frame(t.group_by([t.prompt_name, t.prompt_version])
-                        .aggregate(calls=t.count(), first_seen=t.start_time.min()))
+    hourly = to_frame(t.group_by([t.prompt_name, t.prompt_version, time_bucket(t, HOUR).name("hour")])
+                      .aggregate(calls=t.count(), first_seen=t.start_time.min(), last_seen=t.start_time.max(),
+                                 in_window=(t.start_time >= window.start).cast("int64").sum()))
     rows = []
-    for name, calls in versions.groupby("prompt_name"):
+    for name, per_hour in hourly.groupby("prompt_name"):
         if prompt_names is not None and name not in prompt_names:
             continue
-        arms = _arms(calls)
+        v = _verdict_for(lake, window, str(name), per_hour, params)
+        if v is not None:
+            rows.append({"prompt_name": v.prompt_name, "control": v.control, "candidate": v.candidate,
+                         "verdict": v.verdict, "reasons": "; ".join(v.reasons), "design": v.design,
+                         "changed_at": v.changed_at, "n_control": v.n_control, "n_candidate": v.n_candidate})
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def _verdict_for(lake: Lake, window: Window, name: str, versions: pd.DataFrame, params: VerdictParams
+                 ) -> Verdict | None:
+    """The concurrent or sequential verdict for one prompt's hourly version rows (None: nothing to compare)."""
+    per_hour = versions
+    versions = per_hour.groupby("prompt_version", as_index=False).agg(
+        calls=("calls", "sum"), first_seen=("first_seen", "min"), last_seen=("last_seen", "max"),
+        in_window=("in_window", "sum"))
+    live = versions[versions["in_window"] > 0]
+    if live.empty:
+        return None
+    candidate_row = live.sort_values("first_seen").iloc[-1]
+    candidate, changed = str(candidate_row["prompt_version"]), candidate_row["first_seen"]
+    if changed < pd.Timestamp(window.start - CHANGE_LOOKBACK) and len(live) < 2:
+        return None  # one version for a long time: nothing changed
+    others = versions[versions["prompt_version"] != candidate]
+    if others.empty:
+        return None
+    since = pd.Timestamp(max(changed.to_pydatetime(), window.start - CHANGE_LOOKBACK)).floor("h")
+    counts = per_hour[per_hour["hour"] >= since].groupby("prompt_version")["calls"].sum().to_dict()
+    counts = {str(k): int(v) for k, v in counts.items()}
+    after = sum(counts.values())
+    control = max(((counts.get(str(v), 0), c, str(v)) for v, c in zip(others["prompt_version"], others["calls"])))[2]
+    if after and counts.get(control, 0) / after >= CONCURRENT_SHARE:
+        arms = _arms(live.assign(calls=live["in_window"]))
         if arms is None:
-            continue
-        v = compare_versions(lake, window, str(name), arms[0], arms[1], params)
-        rows.append({"prompt_name": v.prompt_name, "control": v.control, "candidate": v.candidate,
-                     "verdict": v.verdict, "reasons": "; ".join(v.reasons)})
-    return pd.DataFrame(rows, columns=["prompt_name", "control", "candidate", "verdict", "reasons"])
+            return None
+        verdict = compare_versions(lake, window, name, arms[0], arms[1], params)
+    else:
+        at = changed.to_pydatetime()
+        verdict = compare_versions(lake, Window(at, window.end), name, candidate, control, params,
+                                   control_window=Window(at - BASELINE, at))
+    verdict.changed_at = changed
+    return verdict
 
 
 def prompt_versions(source: Any, window: Window) -> pd.DataFrame:

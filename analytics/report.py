@@ -36,14 +36,16 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("error_classes", "Errors by class", ("provider", "request_model", "error_class", "count", "rate")),
     ("provider_fallbacks", "Provider fallbacks", ("from_provider", "to_provider", "count", "traces")),
     ("failure_patterns", "Top failure patterns", ("count", "share", "pattern", "error_types")),
-    ("anomalies", "Anomalies", ("bucket", "metric", "group", "value", "baseline_mean", "z")),
+    ("anomalies", "Anomalies", ("bucket", "bucket_hours", "metric", "group", "feature", "value", "baseline_mean", "z",
+                                "moved_with")),
     ("multi_metric_outliers", "Multi-metric outliers", ("bucket", "group", "drivers")),
-    ("output_drift", "Output drift (flagged)", ("metric", "group", "n_current", "change_pct", "ks_p", "psi")),
+    ("output_drift", "Output drift (flagged)", ("metric", "group", "n_current", "change_pct", "ks_p", "psi",
+                                                "attributed_to")),
     ("eval_drift", "Evaluation drift (flagged)", ("group", "n_current", "mean_baseline", "mean_current",
                                                   "rate_baseline", "rate_current")),
     ("model_changes", "Model changes", ("changed_at", "request_model", "field", "old_value", "new_value")),
     ("unpinned_models", "Unpinned model aliases", ("request_model", "calls", "resolved_to")),
-    ("prompt_verdicts", "Prompt versions", ("prompt_name", "control", "candidate", "verdict", "reasons")),
+    ("prompt_verdicts", "Prompt versions", ("prompt_name", "design", "control", "candidate", "verdict", "reasons")),
 )
 FLAGGED_ONLY = {"output_drift", "eval_drift"}
 

@@ -112,7 +112,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from spanlake.ui.formatting import terminal_safe
 
     settings = _settings(args)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.fromisoformat(args.now) if args.now else dt.datetime.now(dt.timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.timezone.utc)
     with open_snapshot(settings.lake_dir) as snap:
         report = build_report(snap, load_config(settings.extra), now, Window.last(args.window, now),
                               settings.lake_dir)
@@ -357,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_flag(p)
     p.add_argument("--window", default="24h", help="how far back from now (default 24h; e.g. 1h, 7d)")
     p.add_argument("--json", action="store_true", help="one JSON document instead of tables")
+    p.add_argument("--now", default=None, metavar="ISO-TIME",
+                   help="report as of this UTC time instead of now (e.g. 2026-11-23T12:00; reproduces a past report)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="open the Streamlit viewer over the lake")

@@ -234,7 +234,9 @@ def budget_status(scope: Scope) -> pd.DataFrame:
 def output_drift(scope: Scope, group_by: tuple[str, ...]) -> pd.DataFrame:
     """Output length now against the window of the same length just before."""
     with lake(scope) as lk:
-        return drift.output_drift(lk, scope.window, scope.window.before(), list(group_by))
+        # this page compares the window with the one before it, per chosen grouping (and draws both);
+        # stream rows (a change against the week before it) are in the report and the alerts
+        return drift.output_drift(lk, scope.window, scope.window.before(), list(group_by), streams=False)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
