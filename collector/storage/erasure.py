@@ -28,7 +28,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from spanlake.collector.genai_map import TAG_COLUMNS
 from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import WRITER_PROPS, ensure_tables, retry_commit, table_path
-from spanlake.collector.storage.reader import open_snapshot
+from spanlake.collector.storage.reader import open_snapshot, sql_str
 
 WHERE, USER_ID, TRACE_ID = "where", "user_id", "trace_id"
 # Attribute keys a log record may carry its user id under: the same ones spans' user_id column is read from.
@@ -76,10 +76,6 @@ class ErasureResult:
     files_vacuumed: int
     erased_at: dt.datetime
     versions: dict[str, int]
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def validate_where(where: str) -> str:
@@ -137,7 +133,7 @@ def request_from(where: str | None, user_ids: Sequence[str] | None, trace_ids: S
 
 
 def _in_list(column: str, values: Sequence[str]) -> str:
-    return f"{column} IN ({', '.join(_sql_str(v) for v in values)})"
+    return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -147,7 +143,7 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
 
 def _user_attribute_predicate(user_ids: Sequence[str]) -> str:
     """Rows whose ``attributes`` carry one of ``user_ids`` under any user key (a SQL both DuckDB and Delta read)."""
-    return " OR ".join(f"array_has(map_extract(attributes, {_sql_str(key)}), {_sql_str(user)})"
+    return " OR ".join(f"array_has(map_extract(attributes, {sql_str(key)}), {sql_str(user)})"
                        for key in USER_KEYS for user in user_ids)
 
 
@@ -193,7 +189,7 @@ def plan_erasure(lake_dir: Path, request: ErasureRequest) -> ErasurePlan:
                 continue
             # The stored rows (what the delete removes), not the table's view, which may hide some.
             either = " OR ".join(f"({p})" for p in predicates[table])
-            source = f"read_parquet([{', '.join(_sql_str(f) for f in files)}], union_by_name = true)"
+            source = f"read_parquet([{', '.join(sql_str(f) for f in files)}], union_by_name = true)"
             counts[table] = int(snap.con.execute(f"SELECT count(*) FROM {source} WHERE {either}").fetchone()[0])
     return ErasurePlan(request, sorted({t for t, _ in picked}), predicates, counts)
 
@@ -220,7 +216,7 @@ def _unreferenced_files(lake_dir: Path, table: str) -> list[Path]:
 
 def _holds_erased_rows(con: duckdb.DuckDBPyConnection, path: Path, predicates: Sequence[str]) -> bool:
     either = " OR ".join(f"({p})" for p in predicates)
-    query = f"SELECT count(*) FROM read_parquet({_sql_str(str(path))}) WHERE {either}"
+    query = f"SELECT count(*) FROM read_parquet({sql_str(str(path))}) WHERE {either}"
     return bool(con.execute(query).fetchone()[0])
 
 

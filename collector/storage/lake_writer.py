@@ -170,16 +170,17 @@ class LakeMaintainer:
     def _compact(self, target: DeltaTable, today: dt.date) -> int:
         removed = 0
         for day in (today - dt.timedelta(days=1), today):
-            for attempt in range(5):
-                try:
-                    metrics = target.optimize.compact(
-                        partition_filters=[(schema.PARTITION_COLUMN, "=", day.isoformat())],
-                        target_size=TARGET_FILE_BYTES, writer_properties=WRITER_PROPS)
-                    removed += int(metrics.get("numFilesRemoved", 0))
-                    break
-                except CommitFailedError:
-                    time.sleep(0.2 * (attempt + 1))  # a concurrent append won; try again on the new snapshot
-                    target.update_incremental()
+            def compact_day(day: dt.date = day) -> int:
+                target.update_incremental()  # a concurrent append won: compact the new snapshot
+                metrics = target.optimize.compact(
+                    partition_filters=[(schema.PARTITION_COLUMN, "=", day.isoformat())],
+                    target_size=TARGET_FILE_BYTES, writer_properties=WRITER_PROPS)
+                return int(metrics.get("numFilesRemoved", 0))
+
+            try:
+                removed += retry_commit(f"compaction of {day}", compact_day, max_attempts=5) or 0
+            except CommitFailedError:
+                logger.info("compaction of %s gave way to appends five times; the next pass tries again", day)
         return removed
 
     def _expire(self, target: DeltaTable, today: dt.date) -> int:

@@ -18,7 +18,8 @@ from spanlake.collector.storage import schema
 from spanlake.collector.storage.lake_writer import table_path
 
 
-def _sql_str(text: str) -> str:
+def sql_str(text: str) -> str:
+    """``text`` as a SQL string literal (quotes doubled), for file paths and values in generated SQL."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -46,7 +47,7 @@ class LakeSnapshot:
 
 
 def _view_sql(table: str, files: list[str]) -> str:
-    file_list = ", ".join(_sql_str(f) for f in files)
+    file_list = ", ".join(sql_str(f) for f in files)
     columns = ", ".join(f'"{c}"' for c in schema.column_names(table))
     return (f"CREATE OR REPLACE VIEW {table} AS SELECT {columns} FROM read_parquet([{file_list}], "
             f"hive_partitioning = true, hive_types = {{'{schema.PARTITION_COLUMN}': DATE}}, union_by_name = true)")

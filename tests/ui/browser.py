@@ -7,14 +7,18 @@ test waits, in the page, until the app has finished running and the expected tex
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,3 +141,37 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"spanlake ui exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError("spanlake ui never became healthy")
+
+
+@contextlib.contextmanager
+def serve_ui(data_dir: Path, config: Path, port: int, log_path: Path) -> Iterator[str]:
+    """`spanlake ui` over ``data_dir`` on a loopback ``port`` (its output in ``log_path``); yields its URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANLAKE_", "OTEL_"))}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("spanlake")), "ui", "--data-dir", str(data_dir),
+                                 "--config", str(config), "--port", str(port)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=data_dir)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, proc)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

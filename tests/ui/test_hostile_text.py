@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import streamlit as st
-from browser import Browser
+from browser import Browser, serve_ui
 from harness import REPO, free_port
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
@@ -148,25 +146,9 @@ DOM_JS = """JSON.stringify({
 @pytest.fixture(scope="module")
 def ui_url(hostile_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`spanlake ui` over the hostile lake on a free loopback port."""
-    from test_browser import _wait_healthy
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANLAKE_", "OTEL_"))}
-    log = (tmp_path_factory.mktemp("hostile-ui") / "ui.log").open("wb")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("spanlake")), "ui", "--data-dir", str(hostile_dir),
-                             "--config", str(hostile_dir / "spanlake.toml"), "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, cwd=hostile_dir)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    log = tmp_path_factory.mktemp("hostile-ui") / "ui.log"
+    with serve_ui(hostile_dir, hostile_dir / "spanlake.toml", free_port(), log) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _dom(browser: Browser) -> dict[str, object]:
